@@ -739,8 +739,7 @@ class AlarmWatch:
             # the next time counts from this escalation: one sent late (processes down) is
             # not followed by the next level at once, nor by one per missed time; at least
             # a minute apart whatever a row edited by hand says
-            following = max(at, now or at) + dt.timedelta(minutes=max(1.0, min(again, 24 * 60))) \
-                if again > 0 else None
+            following = max(at, now or at) + escalation_step(again) if again > 0 else None
             marked = s.execute(update(LineAlarm).where(LineAlarm.id == alarm_id, LineAlarm.acked_at.is_(None),
                                                        LineAlarm.escalations == seen)
                                .values(escalated_at=func.coalesce(LineAlarm.escalated_at, at),
@@ -1555,6 +1554,13 @@ def _products_said(mix: list[tuple[str, int]]) -> str:
 
 
 PRODUCTS_SEP = ", "      # an alarm over parts of several products: its product field lists them
+
+
+def escalation_step(again_min: float) -> dt.timedelta:
+    """The time between an alarm's escalations for its ``escalate_again_min``: at least a
+    minute, at most a day, whatever a row edited by hand says (the shift report counts the
+    escalations by a shift's end with the same step)."""
+    return dt.timedelta(minutes=max(1.0, min(float(again_min), 24 * 60)))
 
 
 def _products_field(mix: list[tuple[str, int]]) -> str:

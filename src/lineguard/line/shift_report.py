@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from . import alarm_causes, handover, spc
 from .alarms import history as alarm_history
-from .alarms import no_verdict_plain
+from .alarms import escalation_step, no_verdict_plain
 from .db import Database
 from .orm import Inspection, LineSignal, iso_utc, utcnow
 from .shifts import Shift, days_before, parse_shift_starts, plant_zone, shift_of
@@ -290,7 +290,7 @@ def _escalations_by(a: dict[str, Any], first: dt.datetime, end: dt.datetime) -> 
     nxt = _parse(a.get("escalate_at"))
     if again <= 0 or nxt is None:        # a row of another kind (edited by hand): the first one alone is known
         return 1, n
-    step = dt.timedelta(minutes=max(1.0, min(float(again), 24 * 60)))
+    step = escalation_step(again)
     last = nxt - step
     lo = sum(1 for k in range(1, n + 1) if last - (n - k) * step < end)
     # the last one's time is known: the one before it no later than the interval before
