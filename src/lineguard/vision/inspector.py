@@ -135,6 +135,27 @@ LEARNT_PHOTOS = "learnt_photos"
 # check's range holds all the same, [{"image": name, "what": [what is off, ...]}]
 # (vision.photo_check.learn_range_and_unusual); absent in models from before
 PHOTO_UNUSUAL = "photo_unusual"
+# info keys: the good photos left out of learning whether the photos were colour for their
+# colour (a grey photo among colour ones), [{"image": name, "issues": [what is off]}]; and,
+# where the colour check is off ("mixed"), why, as a sentence (None where it is on)
+# (vision.photo_check.colour_learnt); absent in models from before
+PHOTO_COLOUR_ODD = "photo_colour_odd"
+PHOTO_COLOUR_OFF = "photo_colour_off"
+
+
+def _colour_learnt(x: np.ndarray, left_out: Sequence[int], names: Sequence[str], cast: bool) -> dict[str, Any]:
+    """The info's colour keys (``photo_colour``, ``photo_cast`` where ``cast``, and the two
+    above), learnt from the photos the photo check's range learnt from (``left_out``: the
+    indices of its odd and unusual photos): one black frame among 40 colour photos had
+    turned the grey and cast checks off with no word, and a grey or tinted part then passed
+    as OK on its score."""
+    keep = np.ones(len(x), bool)
+    keep[list(left_out)] = False
+    learnt = photo_check_module.colour_learnt(x, keep)
+    return {"photo_colour": learnt["colour"],
+            "photo_cast": photo_check_module.learn_cast(x, keep=keep) if cast else None,
+            PHOTO_COLOUR_ODD: [{"image": names[i], "issues": what} for i, what in learnt["odd"]],
+            PHOTO_COLOUR_OFF: photo_check_module.colour_off_said(learnt["counts"]) if "counts" in learnt else None}
 
 
 def photo_prints(x: np.ndarray) -> list[str]:
@@ -677,11 +698,12 @@ class Inspector:
             "skipped": [str(e) for e in bad],
             "photo_range": photo_range,
             # whether the good photos were colour: a grey photo (a camera switched to mono) is
-            # then named as a photo issue (vision.photo_check.colour_issues)
-            "photo_colour": photo_check_module.learn_colour(x),
-            # and a colour model's colour balance: a photo of another (a warm LED for a white
-            # one, a tinted variant) is named as a photo issue (vision.photo_check.cast_issues)
-            "photo_cast": photo_check_module.learn_cast(x) if photo_check else None,
+            # then named as a photo issue (vision.photo_check.colour_issues); and a colour
+            # model's colour balance: a photo of another (a warm LED for a white one, a tinted
+            # variant) is named as a photo issue (vision.photo_check.cast_issues). From the
+            # photos the range learnt from, the few of another colour left out (named), or
+            # why the check is off
+            **_colour_learnt(x, [i for i, _ in odd + unusual], names, cast=photo_check),
             # the good photos' shape (width/height): a photo of another (a 4:3 camera where
             # they were square) is named as a photo issue (vision.photo_check.aspect_issues)
             "photo_aspect": photo_check_module.learn_aspect(shapes, names),
@@ -938,12 +960,14 @@ class Inspector:
         if photo_range:
             calib["photo_range_before_n"] = int(self.info["photo_range"].get("n", 0))
             self.info["photo_range"] = new_range
-            self.info["photo_colour"] = photo_check_module.learn_colour(x)   # a new camera: colour or mono
+            # a new camera: colour or mono, and its lamp's colour (from the photos the range learnt from)
+            colour_learnt = _colour_learnt(x, [i for i, _ in odd + unusual], names, cast=True)
+            self.info.update(colour_learnt)
             self.info["photo_aspect"] = photo_check_module.learn_aspect(shapes)   # and its shape
-            self.info["photo_cast"] = photo_check_module.learn_cast(x)   # and its lamp's colour
             calib["photo_range_relearnt"] = True
             calib["photo_odd"] = [{"image": names[i], "issues": what} for i, what in odd]
             calib[PHOTO_UNUSUAL] = [{"image": names[i], "what": what} for i, what in unusual]
+            calib[PHOTO_COLOUR_ODD] = colour_learnt[PHOTO_COLOUR_ODD]
         self.calibration = calib
         self._model_id = None
         return calib
@@ -977,7 +1001,8 @@ class Inspector:
         if self.is_exported:
             updates: dict[str, Any] = {"calibration": self.calibration, "min_region_area": self.min_region_area}
             info = dict(self.detector.manifest.get("info") or {})
-            relearnt = {k: self.info.get(k) for k in ("photo_range", "photo_colour", "photo_aspect", "photo_cast")
+            relearnt = {k: self.info.get(k) for k in ("photo_range", "photo_colour", "photo_aspect", "photo_cast",
+                                                      PHOTO_COLOUR_ODD, PHOTO_COLOUR_OFF)
                         if info.get(k) != self.info.get(k)}                 # relearnt by recalibrate
             if relearnt:
                 updates["info"] = {**info, **relearnt}

@@ -487,15 +487,67 @@ def colour_spread(x: np.ndarray) -> float:
     return float(np.mean(s.max(axis=2).astype(np.int16) - s.min(axis=2)))
 
 
-def learn_colour(inputs: np.ndarray) -> str:
-    """Whether the good photos (N, H, W, 3) were colour: "colour" (every one), "grey"
-    (every one), else "mixed" (not checked)."""
-    spreads = np.array([colour_spread(x) for x in inputs])
-    if len(spreads) and spreads.min() > COLOUR_SPREAD:
-        return "colour"
-    if len(spreads) and spreads.max() <= GREY_SPREAD:
-        return "grey"
-    return "mixed"
+def learn_colour(inputs: np.ndarray, keep: Optional[np.ndarray] = None) -> str:
+    """Whether the good photos (N, H, W, 3) were colour: "colour", "grey", else "mixed"
+    (not checked); :func:`colour_learnt`'s ``colour``."""
+    return colour_learnt(inputs, keep)["colour"]
+
+
+def _colour_kind(spread: float) -> str:
+    return "colour" if spread > COLOUR_SPREAD else "grey" if spread <= GREY_SPREAD else "between"
+
+
+def colour_learnt(inputs: np.ndarray, keep: Optional[np.ndarray] = None) -> dict[str, Any]:
+    """Whether the good photos (N, H, W, 3) were colour, and from which: ``colour`` is
+    "colour" (every photo learnt from), "grey" (every one), else "mixed" (not checked);
+    ``kept``, a mask of the photos it was learnt from; ``odd``, [(index, what is off)] of
+    the photos left out for their colour; ``counts``, how many of the photos looked at were
+    colour, grey and between (only where "mixed": why the check is off).
+
+    ``keep``: the photos to look at, those the photo check's range learnt from (its odd and
+    unusual photos left out): a black frame in the good folder (a lamp off, a trigger too
+    early) is no camera's colour, and taken in it turned a colour model's grey and cast
+    checks off with no word. As the range's odd photos: of those looked at, a few (at most
+    ``ODD_MAX_SHARE``, at least 2; with ``ODD_MIN_PHOTOS`` or more) unlike the others (a
+    grey photo among colour ones, a colour one among grey ones) are left out too; more are
+    photos of two cameras or settings, which no one colour check holds."""
+    spreads = np.array([colour_spread(a) for a in inputs], float)
+    looked = np.ones(len(spreads), bool) if keep is None else np.asarray(keep, bool).copy()
+    kinds = [_colour_kind(v) for v in spreads]
+    counts = {k: sum(1 for i in np.flatnonzero(looked) if kinds[i] == k) for k in ("colour", "grey", "between")}
+    n = int(looked.sum())
+    for colour in ("colour", "grey"):
+        unlike = looked & np.array([k != colour for k in kinds], bool)
+        few = n >= ODD_MIN_PHOTOS and unlike.sum() <= max(2, ODD_MAX_SHARE * n)
+        if n and (not unlike.any() or few) and counts[colour]:
+            odd = [(int(i), [_colour_odd_said(float(spreads[i]), colour)]) for i in np.flatnonzero(unlike)]
+            return {"colour": colour, "kept": looked & ~unlike, "odd": odd}
+    return {"colour": "mixed", "kept": looked, "odd": [], "counts": counts}
+
+
+def _colour_odd_said(spread: float, colour: str) -> str:
+    """What is off about a good photo left out of learning the colour, in the check's words."""
+    if colour == "colour":
+        grey = "greyscale photo" if spread <= GREY_SPREAD else "nearly grey photo"
+        return f"{grey} among colour ones: colour spread {spread:.2g}, the others above {COLOUR_SPREAD:g}"
+    return f"colour photo among greyscale ones: colour spread {spread:.2g}, the others at most {GREY_SPREAD:g}"
+
+
+_KIND_SAID = {"colour": "colour", "grey": "greyscale", "between": "nearly grey"}
+
+
+def colour_off_said(counts: dict[str, int]) -> str:
+    """Why a model's colour check is off ("mixed": :func:`colour_learnt`'s ``counts``), and
+    what turns it on, for train to say: a check off with no word let a greyscale or tinted
+    photo pass as OK on its score."""
+    n = sum(counts.values())
+    seen = " and ".join(f"{counts[k]} {_KIND_SAID[k]}" for k in ("colour", "grey", "between") if counts.get(k))
+    why = (f"too few good photos ({n}; {ODD_MIN_PHOTOS} or more) to leave one out as odd" if n < ODD_MIN_PHOTOS else
+           f"more than a few unlike the rest (at most {max(2, int(ODD_MAX_SHARE * n))} are left out as odd), so "
+           "two cameras or settings")
+    return (f"colour check off: of the {n} good photos it looked at, {seen}: {why}; a greyscale or tinted part is "
+            "judged on its score alone. To turn it on, train on photos of one camera setting, all colour or all "
+            "greyscale")
 
 
 def colour_issues(x: np.ndarray, photo_colour: Optional[str],
@@ -566,20 +618,27 @@ def colour_balance(x: np.ndarray) -> dict[str, float]:
     return {"red_blue": lr - lb, "green": lg - 0.5 * (lr + lb)}
 
 
-def learn_cast(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE) -> Optional[dict[str, Any]]:
+def learn_cast(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE, keep: Optional[np.ndarray] = None
+               ) -> Optional[dict[str, Any]]:
     """The good photos' colour balance (``inputs``: N, H, W, 3) per axis of
     :data:`CAST_AXES` as ratios: [lowest allowed, highest allowed, their 1st percentile,
     their 99th]; ``n`` the photos it was learnt from, ``left_out`` those left out of it.
     None unless the good photos are colour (:func:`learn_colour`): a grey model already
-    names any colour photo. As the range's (:func:`learn_range`): photos past the fence
-    (``ODD_FENCE`` IQRs past the quartiles, and past the floor) are left out, only a few
-    (more are a variant the band must hold), and the margin has a floor, so near-identical
-    photos get no speck-wide band."""
-    if not len(inputs) or learn_colour(inputs) != "colour":
+    names any colour photo. Learnt from the photos the colour was learnt from
+    (:func:`colour_learnt`: of ``keep``, the photo check's range's, those of the model's
+    colour: a black or grey frame is no lamp's colour). As the range's (:func:`learn_range`):
+    photos past the fence (``ODD_FENCE`` IQRs past the quartiles, and past the floor) are
+    left out, only a few (more are a variant the band must hold), and the margin has a
+    floor, so near-identical photos get no speck-wide band."""
+    if not len(inputs):
         return None
-    got = [colour_balance(x) for x in inputs]
+    learnt = colour_learnt(inputs, keep)
+    if learnt["colour"] != "colour":
+        return None
+    idx = np.flatnonzero(learnt["kept"])
+    got = [colour_balance(inputs[i]) for i in idx]
     values = {a: np.array([g[a] for g in got]) for a in CAST_AXES}
-    keep = np.ones(len(got), bool)
+    keep_cast = np.ones(len(got), bool)
     if fence is not None and len(got) >= ODD_MIN_PHOTOS:
         past = np.zeros(len(got), bool)
         for a in CAST_AXES:
@@ -587,10 +646,10 @@ def learn_cast(inputs: np.ndarray, fence: Optional[float] = ODD_FENCE) -> Option
             reach = max(fence * (q3 - q1), CAST_FLOOR)
             past |= (values[a] < q1 - reach) | (values[a] > q3 + reach)
         if past.sum() <= max(2, ODD_MAX_SHARE * len(got)):     # more: a variant of the product
-            keep = ~past
-    out: dict[str, Any] = {"n": int(keep.sum()), "left_out": int((~keep).sum())}
+            keep_cast = ~past
+    out: dict[str, Any] = {"n": int(keep_cast.sum()), "left_out": int(len(inputs) - keep_cast.sum())}
     for a in CAST_AXES:
-        lo, hi = (float(q) for q in np.quantile(values[a][keep], [0.01, 0.99]))
+        lo, hi = (float(q) for q in np.quantile(values[a][keep_cast], [0.01, 0.99]))
         reach = max(CAST_MARGIN * (hi - lo), CAST_FLOOR)
         out[a] = [round(float(np.exp(v)), 5) for v in (lo - reach, hi + reach, lo, hi)]
     return out
