@@ -428,7 +428,7 @@ class OutboxDelivery(Base):
 
     outbox_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sink: Mapped[str] = mapped_column(String(200), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))              # delivered | refused
+    status: Mapped[str] = mapped_column(String(16))              # delivered | refused | skipped
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -27,6 +27,10 @@ then sends the rows:
   one (``retention_s``), :meth:`Outbox.resend_refused` sends such rows again, and
   refusals in the last ``REFUSED_SHOWN_S`` are in :meth:`Outbox.status` (``/health``
   says them as a fault);
+- **not carried, skipped**: a row of an event a sink does not carry (its
+  ``not_carried``: a webhook is not posted the ``alarm_state`` rows written again for
+  MQTT's retained messages) is marked ``skipped`` for it without a send: never counted
+  delivered nor in its backlog, and never holding its line back;
 - **pruned**: rows every sink of this station has taken are deleted after
   ``retention_s`` (a day by default); rows still owed to a sink are kept however old.
 
@@ -118,6 +122,8 @@ class _SinkState:
         self.sink = sink
         self.key = key                   # the database's name of the receiver
         self.label = sink_label(sink)    # what is shown of it
+        # events this sink is never sent (marked skipped, not delivered; not in its backlog)
+        self.not_carried = tuple(getattr(sink, "not_carried", ()) or ())
         self.floor = since_id            # every row with id <= floor is delivered or not owed
         self.backlog = 0
         self.oldest_pending: Optional[dt.datetime] = None
@@ -215,9 +221,12 @@ class Outbox:
         return sorted(rows, key=lambda r: (r.line in st.held, r.id))
 
     def _count_pending(self, st: _SinkState) -> None:
+        # a row the sink does not carry is no message owed to its receiver: a webhook's
+        # backlog on /health counted the alarm states written again for MQTT as results
+        carried = (OutboxEvent.event.not_in(st.not_carried),) if st.not_carried else ()
         with self.db.session() as s:
             n, oldest = s.execute(select(func.count(OutboxEvent.id), func.min(OutboxEvent.created_at))
-                                  .where(*_owed(st.key, st.floor))).one()
+                                  .where(*_owed(st.key, st.floor), *carried)).one()
         st.backlog = int(n)
         st.oldest_pending = oldest
         if self.metrics is not None:
@@ -284,6 +293,17 @@ class Outbox:
         for row in rows:
             if self._stop.is_set():
                 break
+            if row.event in st.not_carried:
+                # never sent to this receiver: marked skipped (owed no more), counted neither
+                # delivered nor refused, and never held back by its line nor holding it (the
+                # webhook counted each alarm state written again for MQTT as delivered)
+                try:
+                    self._mark(st, row.id, "skipped", None)
+                except Exception as exc:  # noqa: BLE001 - not marked: looked at again next time
+                    log.error("%s: row %s (not carried) not marked skipped (%s)", st.label, row.id, exc)
+                    failed = True
+                    break
+                continue
             if row.line in blocked:
                 continue
             message = {**row.payload, "outbox_id": row.id}
@@ -419,15 +439,31 @@ class Outbox:
             self._stop.wait(self.prune_every_s)
 
     # -- refused rows ------------------------------------------------------------------
+    def sink_named(self, name: str) -> Optional[str]:
+        """The label of the sink ``name`` names (None: none of this outbox's): its address as
+        stored in ``outbox_deliveries.sink`` (``webhook:host:port/path``, ``mqtt:host:port``)
+        or its label as /health shows it, spaces aside (``webhook:host:port #1a2b3c4d`` came
+        as ``...#1a2b3c4d`` or cut at the ``#`` where a shell or client took it for a URL's
+        fragment: that bare ``webhook:host:port`` names the one webhook on that host and port)."""
+        name = name.strip()
+        for st in self._states:
+            if name in (st.key, st.label) or "".join(name.split()) == "".join(st.label.split()):
+                return st.label
+        cut = [st.label for st in self._states if st.label.split(" #")[0] == name]
+        return cut[0] if len(cut) == 1 else None
+
     def resend_refused(self, sink: Optional[str] = None) -> int:
         """Send the rows refused for good again (a receiver fixed after it refused them):
-        their ``refused`` marks are removed for ``sink`` (a key or a label; None: every
-        sink of this outbox) and the worker owes them again, each before its line's next
-        rows. Only rows not pruned yet (``retention_s``). Returns how many."""
+        their ``refused`` marks are removed for ``sink`` (as :meth:`sink_named` reads it;
+        None: every sink of this outbox) and the worker owes them again, each before its
+        line's next rows. Only rows not pruned yet (``retention_s``). Returns how many."""
         n = 0
+        label = self.sink_named(sink) if sink is not None else None
+        if sink is not None and label is None:
+            return 0
         with self._resend_lock:
             for st in self._states:
-                if sink is not None and sink not in (st.key, st.label):
+                if label is not None and st.label != label:
                     continue
                 refused = (OutboxDelivery.sink == st.key, OutboxDelivery.status == "refused")
                 with self.db.session() as s:

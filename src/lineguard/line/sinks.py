@@ -17,6 +17,7 @@ import logging
 import ssl
 import sys
 import time
+import uuid
 from typing import Any, Optional
 from urllib.parse import parse_qsl, urlparse, urlsplit
 
@@ -28,6 +29,9 @@ log = logging.getLogger("lineguard.sinks")
 class Sink:
     name = "sink"
     key = "sink"      # the receiver, e.g. "mqtt:127.0.0.1:1883"
+    # outbox events this receiver is never sent: the outbox marks their rows skipped for it
+    # (not delivered, not in its backlog) and never holds a line back on one
+    not_carried: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -61,6 +65,8 @@ class WebhookSink(Sink):
     """
 
     name = "webhook"
+    # a station's state written again for MQTT's retained messages: nothing new for a webhook
+    not_carried = ("alarm_state",)
     _REFUSED = (400, 413, 415, 422)
     _FOLLOWED = (307, 308)          # same method, same body
     _NOT_FOLLOWED = (301, 302, 303)  # a POST becomes a GET there: never followed
@@ -104,8 +110,8 @@ class WebhookSink(Sink):
         self._send(payload, 0)
 
     def _send(self, payload: dict[str, Any], retries: int) -> None:
-        if payload.get("event") == "alarm_state":
-            return      # a state written again for MQTT's retained messages: nothing new for a webhook
+        if payload.get("event") in self.not_carried:
+            return      # not posted (the outbox marks such rows skipped without calling here)
         last: Optional[str] = None
         tries = 0
         for attempt in range(retries + 1):
@@ -283,8 +289,9 @@ class MqttSink(Sink):
             why = self._connect_failure
             raise ConnectionError(f"MQTT broker {self.host}:{self.port} is not connected" + (f": {why}" if why else ""))
         if payload.get("event") == "alarm_state":     # a station's state written again after a connection
-            self._publish(self._state_topic(payload), _state_message(payload, payload.get("change")), timeout_s,
-                          retain=True)
+            self._publish(self._state_topic(payload), _state_message(payload, payload.get("change"),
+                                                                     message_id=payload.get("message_id")),
+                          timeout_s, retain=True)
             return
         self._publish(self.topic(payload), payload, timeout_s)
         if payload.get("event") == "alarm" and "station_active" in payload:
@@ -293,7 +300,8 @@ class MqttSink(Sink):
             # event twice: its id and change tell). A state sent again late can replace
             # a newer one at the broker until the next change: "as_of" tells them apart.
             self._publish(self._state_topic(payload), _state_message(payload, payload.get("change"),
-                                                                     payload.get("id")),
+                                                                     payload.get("id"),
+                                                                     _state_id(payload.get("message_id"))),
                           timeout_s, retain=True)
 
     def _publish(self, topic: str, message: dict[str, Any], timeout_s: float, retain: bool = False) -> None:
@@ -328,11 +336,23 @@ def _tls_failure(exc: BaseException) -> Optional[str]:
             "mqtt:// for a plain port")
 
 
-def _state_message(state: dict[str, Any], change: Optional[str], after_alarm: Optional[int] = None) -> dict[str, Any]:
-    """The retained ``.../alarm_state`` message, from an alarm event or a station's state."""
+def _state_id(alarm_message_id: Any) -> Optional[str]:
+    """The ``message_id`` of the state published with an alarm message: its own (a consumer
+    keeping the ids it has seen across topics took the state for the alarm seen already),
+    the same each time that row goes again (derived from the alarm's)."""
+    if not alarm_message_id:
+        return None
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lineguard:alarm_state:{alarm_message_id}"))
+
+
+def _state_message(state: dict[str, Any], change: Optional[str], after_alarm: Optional[int] = None,
+                   message_id: Optional[str] = None) -> dict[str, Any]:
+    """The retained ``.../alarm_state`` message, from an alarm event or a station's state;
+    with ``message_id`` and ``outbox_id`` like every message (the row that carried it)."""
     return {"line": state.get("line"), "station": state.get("station"), "active": state["station_active"],
             "alarm_code": state.get("station_alarm_code", 0), "after_alarm": after_alarm, "change": change,
-            "as_of": state.get("station_state_as_of")}
+            "as_of": state.get("station_state_as_of"), "message_id": message_id,
+            "outbox_id": state.get("outbox_id")}
 
 
 def sinks_from_config(webhook_url: Optional[str], mqtt_url: Optional[str], timeout_s: float = 10.0,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Any, Optional
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
@@ -139,11 +140,19 @@ def health(station: Station = Depends(get_station)) -> Any:
              summary="Send the messages a receiver refused for good again", responses=errors(401, 403, 404),
              description="After the receiver was fixed (a schema at the MES, a proxy that answered 400): the "
                          "messages it refused in the last day (kept, marked refused) are owed again, each before "
-                         "its line's next ones. `sink`: its name as /health shows it; unset: every sink.")
+                         "its line's next ones. `sink`: its address as stored in `outbox_deliveries.sink` "
+                         "(`webhook:host:port/path`, `mqtt:host:port`) or its name as /health shows it "
+                         "(`webhook:host:port #1a2b3c4d`, URL-encoded: `%20%23`); unset: every sink.")
 def resend_refused(sink: Optional[str] = Query(None, max_length=500), station: Station = Depends(get_station),
                    _c: Caller = Depends(require("engineer"))) -> dict[str, Any]:
-    if sink and sink not in station.sinks.status():
-        raise NotFound(f"no sink named {sink!r}; the station's sinks: {', '.join(station.sinks.status()) or 'none'}")
+    if sink and station.sinks.sink_named(sink) is None:
+        # each name also as a query value to paste where it needs it: the " #" of a label
+        # cut a URL at its fragment
+        names = [name if quote(name, safe=":/") == name else f"{name} (?sink={quote(name, safe=':/')})"
+                 for name in station.sinks.status()]
+        raise NotFound(f"no sink named {sink!r}; give its address as configured (webhook:host:port/path, "
+                       f"mqtt:host:port) or its name as /health shows it: "
+                       f"{', '.join(names) if names else 'this station has no sinks'}")
     return {"resent": station.sinks.resend_refused(sink or None)}
 
 
