@@ -238,6 +238,53 @@ def _command_params(verb: str, args: tuple[str, ...]) -> tuple[dict, set]:
     raise AssertionError("unreachable")
 
 
+# serve's settings that its own checks read against each other (station.serve_settings_checked)
+_SERVE_CHECKED = ("product", "line", "plc_line", "modbus_port", "opcua_port", "plc_images", "plc_camera", "recipes",
+                  "plc_image_wait_ms", "inspection_window_ms")
+
+
+def _check_serve_settings(params: dict, typed: set, env_file: Optional[Path], working_dir: Path) -> None:
+    """Serve's own checks of its settings against each other, as serve runs them at start
+    (station.serve_settings_checked): the README's `--modbus-port 502 --plc-images DIR` with
+    no line and no product made a unit that serve refused at every start, every RESTART_S,
+    for ever. A setting the command line leaves out ends here (exit 2, in serve's words)
+    unless --env-file may give it (LINEGUARD_PLC_LINE...): then it is warned about, since
+    that file is read at start, not now. A camera folder this PC does not have is warned
+    about only: the unit may be written for another PC."""
+    from ..line.config import env_var_of
+    from . import station
+    from ._term import note
+    values = {name: params.get(name) for name in _SERVE_CHECKED}
+    folders: dict = {}
+    for _ in range(len(_SERVE_CHECKED)):        # each stand-in fills one setting left out
+        try:
+            _recipes, folders = station.serve_settings_checked(params.get("model") is not None, **values,
+                                                               folders_here=False)
+            break
+        except (click.BadParameter, station.ServeSettingRefused) as exc:
+            said = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+            # a value on the command line is taken over its variable: only those left out can be given so
+            variables = [v for v in (env_var_of(f) for f in getattr(exc, "fields", ()) if f not in typed) if v]
+            if not variables:
+                _fail(f"the serve command line: {said}. serve refuses this at every start (systemd would start it "
+                      f"again every {RESTART_S} s, for ever): put it right on the command line")
+            if env_file is None:
+                _fail(f"the serve command line: {said}. serve refuses this at every start (systemd would start it "
+                      f"again every {RESTART_S} s, for ever): give it on the command line, or set "
+                      f"{' or '.join(variables)} in a file given as --env-file")
+            note("warning", f"the serve command line: {said}; unless {' or '.join(variables)} in "
+                            f"{os.path.abspath(env_file)} gives it, serve refuses this at every start")
+            stand_in = getattr(exc, "stand_in", None)
+            if stand_in is None:
+                return             # what follows depends on the setting the file gives
+            values.update(stand_in)
+    for link, folder in folders.items():
+        if not (working_dir / folder).is_dir():      # a relative folder is read from the working folder
+            note("warning", f"--plc-images {folder} (the {link} link's camera folder) is not a folder on this PC: "
+                            "serve refuses to start without it; make it before the unit starts (on the PC the unit "
+                            "is for)")
+
+
 def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Path, env_file: Optional[Path],
               description: str, program: tuple[str, ...]) -> str:
     """The unit for ``program`` + ``command`` (the serve, watch or camera command line after
@@ -273,8 +320,12 @@ def unit_text(command: tuple[str, ...], params: dict, user: str, working_dir: Pa
         # /dev/videoN belongs to the video group: an account outside it gets no frame
         lines.append(f"# a USB camera: {user} in the video group, or SupplementaryGroups=video")
     if low:
-        lines += [f"# port{'s' if len(low) > 1 else ''} {', '.join(map(str, low))} below 1024, without running as root",
-                  "AmbientCapabilities=CAP_NET_BIND_SERVICE"]
+        # root listens there without the capability: "without running as root" beside
+        # User=root read as a mistake in the unit
+        if user != "root":
+            lines.append(f"# port{'s' if len(low) > 1 else ''} {', '.join(map(str, low))} below 1024, "
+                         "without running as root")
+        lines.append("AmbientCapabilities=CAP_NET_BIND_SERVICE")
     lines += [
         "ExecStart=" + " ".join([exec_word(program[0], program=True), *(exec_word(a) for a in program[1:]),
                                  *(exec_word(a) for a in command)]),
@@ -364,13 +415,15 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
     user = user or getpass.getuser()
     if not _USER.fullmatch(user):
         _fail(f"--user {user!r} is not an account name")
+    working_dir = Path(os.path.abspath(working_dir or Path.cwd()))
+    if verb == "serve":
+        _check_serve_settings(params, typed, env_file, working_dir)
     if user == "root":
         # named by what the unit runs: a watcher sending to --server has no station and no --data
         # folder of its own, and the warning told it to own one
         what = {"serve": "the station", "watch": "the hot folder's watcher", "camera": "the camera's inspection"}
         owns = " that owns its --data folder" if verb == "serve" or params.get("data") else ""
         note("warning", f"{what.get(verb, 'the ' + verb)} would run as root: give --user an account of its own{owns}")
-    working_dir = Path(os.path.abspath(working_dir or Path.cwd()))
     # serve without --data runs in ./station; watch and camera without it write no folder
     _check_account(user, working_dir, params.get("data") or (Path("station") if verb == "serve" else None))
     if env_file is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -214,6 +215,42 @@ def _station_location(given: dict, default: Optional[Path]) -> dict:
         note("warning", f"the database is LINEGUARD_DB's, not the SQLite station in {out['data']} (lineguard.db): "
                         "its parts, keys and users are not this one's; unset LINEGUARD_DB (or give --db) for it")
     return out
+
+
+def station_said(data: Optional[Path], db: Optional[str], db_schema: Optional[str]) -> tuple[str, bool]:
+    """The station's place as a command given next takes it, for a hint to copy (` --data
+    DIR --db URL --db-schema NAME`, each quoted for a shell): those of this command's options
+    given, on its command line or by their LINEGUARD_* variable (:func:`data_option`), not a
+    default. `keys create --data ./station-old` named `lineguard keys revoke 4` alone, and
+    copied, it revoked key 4 of ./station. The database never with its password: ``***`` in
+    its place (the second value says one was hidden: the admin gives it again), or
+    ``"$LINEGUARD_DB"`` where that variable gave the URL."""
+    from click.core import ParameterSource
+
+    from ..line.config import without_password
+    ctx = click.get_current_context(silent=True)
+
+    def by(name: str, var: str) -> Optional[str]:
+        """How the option ``name`` was given: "line", "env", or None (its default)."""
+        if ctx is not None and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            return "line"
+        return "env" if os.environ.get(var) else None
+    said, hidden = "", False
+    if data is not None and by("data", "LINEGUARD_DATA"):
+        said += f" --data {shlex.quote(str(data))}"
+    how = by("db", "LINEGUARD_DB")
+    if db and how == "env":       # the shell gives it again, password and all
+        said += ' --db "$LINEGUARD_DB"'
+    elif db:
+        shown = without_password(db)
+        said, hidden = said + f" --db {shlex.quote(shown)}", shown != db
+    if db_schema:
+        said += f" --db-schema {shlex.quote(db_schema)}"
+    return said, hidden
+
+
+# after a hint naming the database without its password
+_PASSWORD_WHERE = " (with the database password where *** stands)"
 
 
 def _database_shown(url: Optional[str], by: str) -> Optional[str]:
@@ -559,22 +596,14 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
         from ._term import note
         note("warning", stored)
         model = None
-    if model is not None and not product:
-        fail("--model needs --product: name the product the model inspects")
+    try:
+        plc_recipes, plc_folders = serve_settings_checked(
+            model is not None, product, line, plc_line, modbus_port, opcua_port, plc_images, plc_camera, recipes,
+            plc_image_wait_ms, inspection_window_ms)
+    except ServeSettingRefused as exc:
+        fail(str(exc))
     if model is not None:
         _check_model_file(model)
-    plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
-                                plc_camera)
-    from ..line.config import check_part_name
-    for rid, recipe_product in plc_recipes.items():
-        try:       # a recipe's product names the parts it triggers, as --product does
-            check_part_name("product", recipe_product, f"--recipe {rid}={recipe_product[:40]}")
-        except ValueError as exc:
-            fail(str(exc))
-    plc_folders = _plc_image_folders(modbus_port, opcua_port, plc_images, plc_camera)
-    if plc_folders and plc_image_wait_ms >= inspection_window_ms:
-        fail(f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
-             f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window")
     # before anything is made or opened: a taken --port made a new station's folder (and
     # migrated, registered --model) and only then ended in uvicorn's raw "[Errno 98]"
     _check_ports(host, port, plc_host or host, modbus_port, opcua_port)
@@ -1020,8 +1049,9 @@ def _new_station_here(cfg, new: bool) -> Optional[str]:
              f"--data {twin}; or, for a new, empty station at {data} after all, add --new")
     made = (f"no data folder at {data} yet; created it" if not data.exists()
             else f"no station's database at {cfg.sqlite_path} yet; made one")
+    said = shlex.quote(str(data))      # a folder with a space in its name, copied, was two words
     text = (f"new station: {made}. No keys or users yet: create them with `lineguard keys create --role admin "
-            f"--data {data}` / `lineguard users add NAME --role admin --data {data}`")
+            f"--data {said}` / `lineguard users add NAME --role admin --data {said}`")
     if twin is not None:
         text += f" (a station stays at {twin}, beside it)"
     return text
@@ -1041,13 +1071,14 @@ def _new_station_in_schema(cfg, new: bool) -> Optional[str]:
     here = cfg.db_schema or "public"
     where = f"schema {here}" if cfg.db_schema else "the public schema (no --db-schema)"
     shown = _database_shown(cfg.database_url, "--db")
-    schema_opt = f" --db-schema {cfg.db_schema}" if cfg.db_schema else ""
+    # as the shell takes them: a URL's ?sslmode=...&... was cut at the & when copied
+    said, hidden = station_said(None, cfg.db_url, cfg.db_schema)
+    said += f" --data {shlex.quote(str(cfg.data_dir.resolve()))}"
     return (f"new station in {where} of {shown}; "
             + (f"this database holds stations in: {schemas_shown(others)}. " if others
                else "no other station in this database. ")
-            + f"No keys or users yet: create them with `lineguard keys create --role admin --db {shown}{schema_opt} "
-              f"--data {cfg.data_dir.resolve()}` / `lineguard users add NAME --role admin --db {shown}{schema_opt} "
-              f"--data {cfg.data_dir.resolve()}`")
+            + f"No keys or users yet: create them with `lineguard keys create --role admin{said}` / "
+              f"`lineguard users add NAME --role admin{said}`" + (_PASSWORD_WHERE if hidden else ""))
 
 
 def _schema_without_station(cfg, new: bool, flag: Optional[str] = "--new") -> Optional[list[str]]:
@@ -1188,14 +1219,66 @@ def _check_recipe_products(station: Any, recipes: dict[int, str], new_product: b
                         "(POST /api/v1/models" + (" with new_product=true" if typos else "") + ")")
 
 
+class _NotGiven(click.BadParameter):
+    """A PLC setting serve's command line leaves out, refused in serve's words: ``fields``,
+    the settings (StationConfig's fields) any one of which, set by its LINEGUARD_* variable,
+    gives it; ``stand_in``: values that let the later checks go on as if it were given
+    (None: they cannot)."""
+
+    def __init__(self, message: str, param_hint: str, fields: tuple[str, ...],
+                 stand_in: Optional[dict] = None):
+        super().__init__(message, param_hint=param_hint)
+        self.fields, self.stand_in = fields, stand_in
+
+
+class ServeSettingRefused(ValueError):
+    """Serve's settings that cannot start a station, in serve's words (exit 2); ``fields``
+    as :class:`_NotGiven`'s (empty: the values given are at fault, whatever else is set)."""
+
+    def __init__(self, message: str, fields: tuple[str, ...] = (), stand_in: Optional[dict] = None):
+        super().__init__(message)
+        self.fields, self.stand_in = fields, stand_in
+
+
+def serve_settings_checked(model: bool, product: Optional[str], line: str, plc_line: Optional[str],
+                           modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
+                           plc_camera: Optional[str], recipes: tuple[str, ...], plc_image_wait_ms: float,
+                           inspection_window_ms: float, folders_here: bool = True
+                           ) -> tuple[dict[int, str], dict[str, Path]]:
+    """Serve's settings checked against each other, needing nothing of this PC but, with
+    ``folders_here``, the camera folders: (the PLC links' recipe table, each link's camera
+    folder). ``model``: a --model is given. A click.BadParameter or ServeSettingRefused says
+    what is wrong. One check for serve and for `service-unit -- serve ...`, which wrote a
+    unit for settings serve refused at every start (no line for the PLC's parts, no
+    product for recipe 1), started again every 10 s, for ever."""
+    if model and not product:
+        raise ServeSettingRefused("--model needs --product: name the product the model inspects",
+                                  ("product",), {"product": "product"})
+    plc_recipes = _plc_settings(modbus_port, opcua_port, plc_images, recipes, plc_line or line, product,
+                                plc_camera)
+    from ..line.config import check_part_name
+    for rid, recipe_product in plc_recipes.items():
+        try:       # a recipe's product names the parts it triggers, as --product does
+            check_part_name("product", recipe_product, f"--recipe {rid}={recipe_product[:40]}")
+        except ValueError as exc:
+            raise ServeSettingRefused(str(exc)) from None
+    plc_folders = _plc_image_folders(modbus_port, opcua_port, plc_images, plc_camera, folders_here)
+    if plc_folders and plc_image_wait_ms >= inspection_window_ms:
+        raise ServeSettingRefused(
+            f"--plc-image-wait-ms {plc_image_wait_ms:g} leaves no time to judge the part inside "
+            f"--inspection-window-ms {inspection_window_ms:g}: wait less, or widen the window",
+            ("plc_image_wait_ms", "inspection_window_ms"))
+    return plc_recipes, plc_folders
+
+
 def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
                   recipes: tuple[str, ...], line: str, product: Optional[str],
                   plc_camera: Optional[str] = None) -> dict[int, str]:
     """The recipe table of the PLC handshake, or a BadParameter saying what to give."""
     if modbus_port is None and opcua_port is None:
         if plc_images or recipes or plc_camera:
-            raise click.BadParameter("--plc-images and --recipe need --modbus-port or --opcua-port",
-                                     param_hint="--modbus-port")
+            raise _NotGiven("--plc-images and --recipe need --modbus-port or --opcua-port", "--modbus-port",
+                            ("modbus_port", "opcua_port"))
         return {}
     for value, hint in ((modbus_port, "--modbus-port"), (opcua_port, "--opcua-port")):
         if value is not None and not 0 < value < 65536:
@@ -1205,11 +1288,11 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
     if plc_camera is not None and plc_images:
         raise click.BadParameter("give --plc-images or --plc-camera, not both", param_hint="--plc-camera")
     if plc_camera is None and not plc_images:
-        raise click.BadParameter("give --plc-images DIR, the folder the camera saves part images into "
-                                 "(or --plc-camera SOURCE)", param_hint="--plc-images")
+        raise _NotGiven("give --plc-images DIR, the folder the camera saves part images into "
+                        "(or --plc-camera SOURCE)", "--plc-images", ("plc_images", "plc_camera"))
     if not line:
-        raise click.BadParameter("name the line PLC-triggered parts are on: --plc-line or --line",
-                                 param_hint="--plc-line")
+        raise _NotGiven("name the line PLC-triggered parts are on: --plc-line or --line", "--plc-line",
+                        ("plc_line", "line"), {"plc_line": "line"})
     table: dict[int, str] = {}
     for item in recipes:
         rid, sep, prod = item.partition("=")
@@ -1223,7 +1306,8 @@ def _plc_settings(modbus_port: Optional[int], opcua_port: Optional[int], plc_ima
         table[int(rid)] = prod.strip()
     if not table:
         if not product:
-            raise click.BadParameter("give --recipe ID=PRODUCT (or --product for recipe 1)", param_hint="--recipe")
+            raise _NotGiven("give --recipe ID=PRODUCT (or --product for recipe 1)", "--recipe",
+                            ("recipes", "product"), {"product": "product"})
         table[1] = product
     return table
 
@@ -1234,11 +1318,12 @@ _BOTH_LINKS_HOW = ("give each link the folder of its own camera: --plc-images mo
 
 
 def _plc_image_folders(modbus_port: Optional[int], opcua_port: Optional[int], plc_images: tuple[str, ...],
-                       plc_camera: Optional[str]) -> dict[str, Path]:
+                       plc_camera: Optional[str], here: bool = True) -> dict[str, Path]:
     """Each running PLC link's camera folder ({"modbus": DIR, "opcua": DIR}), or a
     BadParameter saying how to give them. Two links are two lines with a camera each: on
     one folder (or one --plc-camera) each link's parts were judged on the other line's
-    photos, so that is refused."""
+    photos, so that is refused. ``here``: each must be a folder of this PC (not for a unit
+    written for another PC)."""
     running = [p for p, port in zip(_PLC_LINKS, (modbus_port, opcua_port)) if port is not None]
     if not running:
         return {}
@@ -1266,14 +1351,14 @@ def _plc_image_folders(modbus_port: Optional[int], opcua_port: Optional[int], pl
             raise click.BadParameter(f"two folders for the {link} link ({folders[link]} and {rest}): give one",
                                      param_hint="--plc-images")
         folder = Path(rest).expanduser()
-        if not folder.is_dir():
+        if here and not folder.is_dir():
             raise click.BadParameter(f"{folder} is not a folder: give --plc-images DIR, the folder the camera "
                                      "saves part images into (or --plc-camera SOURCE)", param_hint="--plc-images")
         folders[link] = folder
     missing = [p for p in running if p not in folders]
     if missing:
-        raise click.BadParameter(f"no camera folder for the {' and '.join(missing)} link: " + _BOTH_LINKS_HOW,
-                                 param_hint="--plc-images")
+        raise _NotGiven(f"no camera folder for the {' and '.join(missing)} link: " + _BOTH_LINKS_HOW,
+                        "--plc-images", ("plc_images",))
     if len(folders) > 1 and len({f.resolve() for f in folders.values()}) < len(folders):
         raise click.BadParameter(f"both links on one folder ({folders['modbus']}): each link's parts would be "
                                  "judged on the other line's photos; " + _BOTH_LINKS_HOW, param_hint="--plc-images")
@@ -1314,9 +1399,10 @@ def keys_create(role: str, data: Path, db: Optional[str], name: Optional[str], n
     click.echo(key)
     # on stderr: stdout stays the key alone, for KEY=$(lineguard keys create ...)
     from ._term import note
+    where, hidden = station_said(data, db, db_schema)
     note("note", f"{role} key {key_id}{f' ({name})' if name else ''}: shown this once, the station keeps only its "
-                 "hash; keep it now (the camera PC's or script's settings). `lineguard keys list` shows its id and "
-                 f"name, `lineguard keys revoke {key_id}` ends it")
+                 f"hash; keep it now (the camera PC's or script's settings). `lineguard keys list{where}` shows its "
+                 f"id and name, `lineguard keys revoke {key_id}{where}` ends it" + (_PASSWORD_WHERE if hidden else ""))
 
 
 # watch and camera inspecting here (--data) in a station whose database is a PostgreSQL schema
@@ -1757,7 +1843,7 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
         raise click.BadParameter(str(exc), param_hint="--timezone") from None
     if not (data / "images").is_dir():
         # a wrong folder would make every image look deleted for room: none archived, the real files orphaned
-        fail(f"{data} holds no station's images (no images/ folder): give the station's folder with --data")
+        fail(_no_images_at(data))
     database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
     try:
         from sqlalchemy import inspect as sql_inspect
@@ -1827,7 +1913,7 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
     from ._term import fail
     images = data / "images"
     if not images.is_dir():
-        fail(f"{data} holds no station's images (no images/ folder): give the station's folder with --data")
+        fail(_no_images_at(data))
     database = _station_database(data, db, db_schema, "give the station's --db (with no database every image "
                                                       "would look unnamed)")
     try:
@@ -2172,6 +2258,15 @@ def export_parts(data: Path, db: Optional[str], db_schema: Optional[str], out: P
         database.dispose()
 
 
+def _no_images_at(data: Path) -> str:
+    """The refusal of a --data holding no images/ folder, naming a near-namesake beside it
+    that holds a station (./station for ./Station), as serve names it."""
+    twin = _station_lookalike(data.resolve())
+    return (f"{data} holds no station's images (no images/ folder)"
+            + (f", but {twin} beside it holds a station (a mistyped --data?): give --data {shlex.quote(str(twin))}"
+               if twin is not None else ": give the station's folder with --data"))
+
+
 def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], missing_hint: str):
     """A station's database, read as it is: never created or migrated (a mistyped --db
     must not become a database); the command ends, saying why, when it is not one."""
@@ -2182,7 +2277,7 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
     cfg = _config(data, db)
     where = _database_shown(cfg.database_url, "--db")      # said without its password
     if cfg.sqlite_path is not None and not cfg.sqlite_path.is_file():
-        fail(f"no database at {where}: {missing_hint}")
+        fail(no_station_database(cfg, missing_hint))      # ./Station's twin ./station named
     try:
         database = Database(cfg.database_url, schema=db_schema)
     except ValueError as exc:
@@ -2193,9 +2288,10 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
         database.dispose()
         fail(f"cannot read the database {where} ({type(exc).__name__}): check --db")
     if not has_parts:
+        other = schema_slip_said(database.engine, db_schema)
         database.dispose()
         fail(f"{where} holds no station's records (no inspections table"
-             f"{' in schema ' + db_schema if db_schema else ''}): check --db and --db-schema")
+             f"{' in schema ' + db_schema if db_schema else ''})" + (other or ": check --db and --db-schema"))
     # another lineguard's tables: read as this one's, a column missing or new failed in a traceback
     try:
         found = database.check_schema()
@@ -2211,6 +2307,27 @@ def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], m
         database.dispose()
         raise
     return database
+
+
+def schema_slip_said(engine, schema: Optional[str]) -> Optional[str]:
+    """What a command refused a PostgreSQL ``schema`` that holds no station says next: the
+    station's schema that it is one keying slip of (line.db.typo_of, serve's check: walkd_bot
+    for walkd_boot), else the schemas that hold stations; None where none does, or they
+    cannot be read (SQLite). `old-records --db-schema walkd_bot` said only "check --db and
+    --db-schema", where serve names the schema meant."""
+    from ..line.db import schemas_shown, station_schemas, typo_of
+    here = schema or "public"
+    try:
+        stations = [s for s in station_schemas(engine) if s != here]
+    except Exception:  # noqa: BLE001 - the names are a hint; the refusal stands without them
+        return None
+    slip = typo_of(here, stations)
+    if slip is not None:
+        fix = f"--db-schema {slip}" if slip != "public" else "no --db-schema (the public schema's station)"
+        return f", but schema {slip} holds one (a mistyped --db-schema?): give {fix}"
+    if stations:
+        return f"; this database holds stations in: {schemas_shown(stations)}: check --db and --db-schema"
+    return None
 
 
 def _folder_checked(database, data_dir: Path, where: Optional[str], claim: bool = False) -> None:
