@@ -86,6 +86,11 @@ BACKLOG_FAULT_S = 10.0
 # the start's read of the last recorded trigger waits this long for a lock (or a slow read), then
 # the link starts from the numbers reserved on the disk
 START_READ_S = 3.0
+# at a stop the link stays open this long at most for the part in inspection to be answered and
+# its answer acknowledged by the PLC (Handshake.drain), and for the PLC's acknowledgement of an
+# answer already up, this long of it at most: a PLC that acknowledges does so within its scan
+STOP_WAIT_S = 5.0
+STOP_ACK_S = 1.0
 
 _PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # photos in a camera folder past which its listing costs a part's window noticeable time
@@ -658,9 +663,15 @@ DELIVERY_UNKNOWN = ("delivery_unknown: the station stopped before the PLC acknow
 
 
 def _delivery_unknown(row: dict[str, Any], event: dict[str, Any]) -> None:
-    """An answer replayed from the journal without the PLC's acknowledgement: its row's
-    reason and its outbox event say its delivery is not known (signal and result stay
-    what the station put up; answered_at, a column that cannot be empty, when it did)."""
+    """An answer replayed from the journal without the PLC's acknowledgement, or one the
+    link closed on (Handshake.link_closed): its row's reason and its outbox event say its
+    delivery is not known (signal and result stay what the station put up; answered_at, a
+    column that cannot be empty, when it did). Once: a journaled answer marked so already
+    is not marked again when replayed."""
+    if (row.get("reason") or "").startswith(DELIVERY_UNKNOWN):
+        event["reason"] = row["reason"]
+        event["delivery"] = "unknown"
+        return
     reason = DELIVERY_UNKNOWN + (f"; {row['reason']}" if row.get("reason") else "")
     row["reason"] = event["reason"] = reason
     event["delivery"] = "unknown"
@@ -687,6 +698,10 @@ class Trigger:
     signal_id: Optional[int] = None
     spooled: Optional[str] = None     # its answer's key in the spool while the database refused it
     journaled: Optional[str] = None   # its answer's key in the journal until recorded
+    # answered after the link closed, or put up and not acknowledged before it closed: its
+    # row and event say its delivery is not known (DELIVERY_UNKNOWN)
+    unheard: bool = False
+    recorded_unknown: bool = False    # its row was written with that mark
 
     @property
     def key(self) -> str:
@@ -796,6 +811,9 @@ class Handshake:
         self._verify_every_s = verify_every_s
         self._verify_now = threading.Event()
         self._closing = threading.Event()
+        # the protocol's server has stopped (link_closed): an answer now reaches no PLC
+        self._link_closed = False
+        self._unheard_shown: Optional[Trigger] = None   # the answer up, unacknowledged, as it closed
         self._verifier: Optional[threading.Thread] = None
         # the station's line alarms (line.alarms) at this station, as AlarmCode: bit 0 a run
         # of rejected parts, bit 1 a high NG rate, bit 2 doubted photos, bit 3 rejects
@@ -1031,6 +1049,85 @@ class Handshake:
         if alarms is not None:
             alarms.listeners.append(self._alarm_event)
 
+    def drain(self, connected: Callable[[], Optional[bool]] = lambda: None, bound_s: Optional[float] = None) -> bool:
+        """A stop: no trigger is taken from now on, and the link is held open until the part
+        in inspection is answered (its window closes at the latest) and the PLC acknowledged
+        the answer up, ``bound_s`` at most (STOP_WAIT_S), and STOP_ACK_S at most for the
+        acknowledgement. Not waited for while ``connected()`` says no PLC is connected (None:
+        not known). The adapter stops its server after this, then calls :meth:`link_closed`.
+        True when no answer is left unacknowledged.
+
+        Before, the server stopped first: the part in inspection was judged and put up after
+        the link closed, and recorded and sent to the MES as an answer the PLC had, while the
+        PLC, cut off, handled it as unanswered."""
+        with self.lock:
+            self._closing.set()      # TriggerReady drops, a trigger now is refused
+            self.show()
+        deadline = time.monotonic() + (STOP_WAIT_S if bound_s is None else bound_s)
+        ack_by: Optional[float] = None
+        while True:
+            with self.lock:
+                pending, waiting = self.pending is not None, self.result_valid
+            if not pending and not waiting:
+                return True
+            now = time.monotonic()
+            if not pending and ack_by is None:
+                ack_by = min(deadline, now + STOP_ACK_S)
+            if now >= deadline or (ack_by is not None and now >= ack_by) or connected() is False:
+                return False
+            time.sleep(0.005)
+
+    def link_closed(self) -> None:
+        """The protocol's server has stopped: an answer put up from now on reaches no PLC, and
+        one up and not acknowledged may not have reached it. Their rows and outbox events say
+        their delivery is not known (DELIVERY_UNKNOWN), as a kill's unacknowledged answers do
+        when replayed."""
+        with self.lock:
+            self._closing.set()
+            self._link_closed = True
+            shown = self._shown
+            if self.result_valid and shown is not None and shown.seq:
+                shown.unheard = True
+                self._unheard_shown = shown
+                log.warning("line %s station %s: the PLC link (%s) closed before the PLC acknowledged the answer to "
+                            "part tag %s (trigger %s): recorded with reason 'delivery_unknown'", self.line,
+                            self.station_name, self.protocol, shown.tag, shown.seq)
+
+    def _mark_recorded_unheard(self) -> None:
+        """The answer up as the link closed, if its row was written as told before it was
+        known to be unacknowledged (the recorder is quick): the row's reason is corrected and
+        a line_signal event with ``"delivery": "unknown"`` goes out after the first one."""
+        trig = self._unheard_shown
+        if trig is None or trig.recorded_unknown:
+            return
+        if trig.signal_id is None:
+            if trig.spooled is not None:
+                # the database refused it: written from the spool at the next start, as told
+                log.warning("line %s station %s: the answer to part tag %s (trigger %s), not acknowledged by the "
+                            "PLC before the link closed, waits in %s and is recorded as told", self.line,
+                            self.station_name, trig.tag, trig.seq, self._spool.path or "memory")
+            return      # else still in the journal, unacknowledged: replayed as delivery_unknown
+        try:
+            with self.station.db.session() as s:
+                row = s.get(LineSignal, trig.signal_id)
+                if row is None:
+                    return
+                fields = {"reason": row.reason}
+                event = {"line": self.line, "station": self.station_name, "protocol": self.protocol,
+                         "trigger_seq": row.trigger_seq, "part_tag": row.part_tag, "recipe_id": row.recipe_id,
+                         "product": row.product, "inspection_id": row.inspection_id, "signal": row.signal,
+                         "result_code": row.result_code, "result": ResultCode(row.result_code).name,
+                         "reason": fields["reason"]}
+                _delivery_unknown(fields, event)
+                row.reason = fields["reason"]
+                record_event(s, "line_signal", self.line, event)
+            trig.recorded_unknown = True
+            self.station.sinks.wake()
+        except Exception as exc:  # noqa: BLE001 - stopping anyway: said, not hidden
+            log.error("line %s station %s: the answer to part tag %s (trigger %s), not acknowledged by the PLC "
+                      "before the link closed, stays recorded as told: its correction was not stored (%s)",
+                      self.line, self.station_name, trig.tag, trig.seq, exc)
+
     def close(self) -> None:
         self._closing.set()
         self._verify_now.set()
@@ -1047,6 +1144,7 @@ class Handshake:
                 self.pending.timer.cancel()
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._recorder.shutdown(wait=True)
+        self._mark_recorded_unheard()
         with self.lock:
             if self._seq_mark is not None and self._seq_reserved > self.seq:
                 # a clean stop: the next start goes on from the last number handed out (only
@@ -1358,6 +1456,12 @@ class Handshake:
                      score=float(rec.score) if rec is not None else None,
                      model_version=str(rec.model_version or "") if rec is not None else "",
                      processing_ms=(time.perf_counter() - trig.t0) * 1000, reason=reason)
+        if self._link_closed:
+            # put up after the link closed (a part judged past the stop's wait): no PLC reads it
+            trig.unheard = True
+            log.warning("line %s station %s: part tag %s (trigger %s) answered %s after the PLC link (%s) closed: "
+                        "recorded with reason 'delivery_unknown'", self.line, self.station_name, trig.tag, trig.seq,
+                        ans.code.name, self.protocol)
         if rec is not None:
             # on the disk before the PLC may read it: a kill before the recorder wrote it
             # loses nothing (replayed at the next start)
@@ -1594,6 +1698,8 @@ class Handshake:
                  "trigger_seq": trig.seq, "part_tag": trig.tag, "recipe_id": trig.recipe,
                  "product": row["product"], "inspection_id": inspection_id, "signal": ans.signal,
                  "result_code": int(ans.code), "result": ans.code.name, "reason": ans.reason}
+        if trig.unheard:
+            _delivery_unknown(row, event)
         return row, event
 
     def _record_now(self, ans: Answer, quick: bool) -> None:
@@ -1608,6 +1714,7 @@ class Handshake:
             if free and not self._spool.answers():
                 try:
                     (trig.signal_id,) = self._write_signals([(row, event)], quick=quick)
+                    trig.recorded_unknown = event.get("delivery") == "unknown"
                     self.station.sinks.wake()
                     return
                 except Exception as exc:  # noqa: BLE001 - the PLC has its answer; the spool keeps what it was
@@ -1698,6 +1805,7 @@ class Handshake:
             if trig is not None:
                 trig.signal_id = signal_id
                 trig.spooled = None
+                trig.recorded_unknown = (_row.get("reason") or "").startswith(DELIVERY_UNKNOWN)
         log.info("%d answers to the PLC the database had refused are recorded now", len(ids))
         self.station.sinks.wake()
 

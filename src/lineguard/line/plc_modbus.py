@@ -231,6 +231,10 @@ class ModbusStation:
 
     def close(self) -> None:
         if self._loop is not None and self._server is not None:
+            # the part in inspection is answered, and its answer read, over the link before it
+            # closes (bounded: Handshake.drain). Before, the server stopped first and the part
+            # was answered to no one, yet recorded and sent to the MES as an answer the PLC had
+            self.hs.drain(self._plc_connected)
             fut = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
             try:
                 fut.result(5)
@@ -240,7 +244,13 @@ class ModbusStation:
             self._server = None      # closed once: a second close() has nothing to wait for
         if self._thread is not None:
             self._thread.join(5)
+        self.hs.link_closed()    # an answer up now, or not acknowledged, is marked delivery_unknown
         self.hs.close()
+
+    def _plc_connected(self) -> Optional[bool]:
+        """Whether a PLC is connected now (None: not known)."""
+        clients = getattr(self._server, "active_connections", None)
+        return None if clients is None else bool(clients)
 
     # -- bits and registers --------------------------------------------------------------
     def _set_di(self, addr: int, value: bool) -> None:

@@ -496,13 +496,24 @@ class OpcUaStation:
 
     def close(self) -> None:
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            # the part in inspection is answered, and its result acknowledged, over the link
+            # before the server stops (bounded: Handshake.drain). Before, the server stopped
+            # first and the part was answered to no one, yet recorded and sent to the MES as
+            # an answer the PLC had
+            self.hs.drain(self._plc_connected)
             try:
                 self._loop.call_soon_threadsafe(self._stop.set)
             except RuntimeError:
                 pass
         if self._thread is not None:
             self._thread.join(10)
+        self.hs.link_closed()    # an answer up now, or not acknowledged, is marked delivery_unknown
         self.hs.close()
+
+    def _plc_connected(self) -> Optional[bool]:
+        """Whether an OPC UA client is connected now (None: not known)."""
+        clients = getattr(getattr(self._server, "bserver", None), "clients", None)
+        return None if clients is None else bool(clients)
 
     # -- methods (run on the server's loop; @_takes has checked their arguments) -----------
     def _refuse(self, status: str, why: str, arg_results: Optional[list[str]] = None) -> Any:
