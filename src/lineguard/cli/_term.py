@@ -56,6 +56,54 @@ class _Rate(click.ParamType):
 
 RATE = _Rate(below=0.5)              # a false-reject target
 REVIEW_RATE = _Rate(zero=True)       # a review band's share; 0: none
+HOLDOUT = _Rate(zero=True)           # a share of good parts kept out of the model; 0: cross-fitting
+
+
+class Whole(click.ParamType):
+    """A whole number from ``least`` (to ``most``), refused in the option's own words where
+    it means nothing: inspect --batch-size -1 judged no part and said "24 OK", --batch-size 0
+    ended in a ValueError traceback, synth --n-good -5 said "n_good must be a non-negative
+    int" (the Python name). ``what``: what the number counts, for the refusal."""
+    name = "integer"
+
+    def __init__(self, least: int, what: str, most: Optional[int] = None):
+        self.least, self.what, self.most = least, what, most
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            v = value
+        else:
+            try:
+                v = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number ({self.what})", param, ctx)
+        if v < self.least or (self.most is not None and v > self.most):
+            span = f"at least {self.least}" if self.most is None else f"from {self.least} to {self.most}"
+            self.fail(f"{v} is out of range: give {span} ({self.what})", param, ctx)
+        return v
+
+
+class _Share(click.ParamType):
+    """A share above 0, up to 1 (``what`` it is a share of): --coreset-ratio 0 was refused
+    after the good photos were read as "coreset_ratio must be in (0, 1], got 0.0"."""
+    name = "share"
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number: give a share of {self.what} above 0, up to 1, e.g. 0.1", param, ctx)
+        if not 0 < v <= 1:
+            hint = f" (for {v:g}%, give {v / 100:g})" if 1 < v <= 100 else ""
+            self.fail(f"{v:g} is a share of {self.what} and lies above 0, up to 1: 0.1 for 10%{hint}", param, ctx)
+        return v
+
+
+SEED = Whole(0, "a seed: 0 or more")
+CORESET = _Share("the patches kept in the memory bank")
 
 
 def counted(n: int, thing: str) -> str:

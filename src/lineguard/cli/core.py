@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import click
 
 from ..vision.errors import LineguardError
-from ._term import RATE, REVIEW_RATE, coloured, fail, given, note, progress, say
+from ._term import (CORESET, HOLDOUT, RATE, REVIEW_RATE, SEED, Whole, coloured, fail, given, note, progress,
+                    say)
 
 if TYPE_CHECKING:
     from ..vision.inspector import Inspector
@@ -110,17 +111,28 @@ def _fit_settings(profile: str, image_size: Optional[str], backbone: Optional[st
 def _parse_size(size: str):
     """'224' -> 224, '224x384' -> (224, 384) (height x width), 'auto' / 'auto256' / 'area224'
     as is (the good photos' aspect ratio, see ``inspector.auto_input_size``)."""
+    from ..vision.preprocess import side_ok, size_rule
     if size.strip().lower().startswith(("auto", "area")):
+        try:
+            size_rule(size)
+        except ValueError:
+            fail(f"--image-size {size!r}: give auto, autoN or areaN with N a multiple of 32, at least 64 "
+                 "(e.g. auto256, area224)")
         return size.strip().lower()
     try:
         parts = [int(v) for v in size.lower().split("x")]
     except ValueError:
         fail(f"--image-size must be N or HEIGHTxWIDTH, e.g. 224 or 224x384 (got {size!r})")
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return (parts[0], parts[1])
-    fail(f"--image-size must be N or HEIGHTxWIDTH (got {size!r})")
+    if len(parts) not in (1, 2):
+        fail(f"--image-size must be N or HEIGHTxWIDTH (got {size!r})")
+    for side in parts:
+        if not side_ok(side):
+            # said before training, in the option's words: "image_size sides must be ..." came after
+            # the photos were read, with the Python name
+            near = ", ".join(str(v) for v in sorted({max(64, side // 32 * 32), max(64, -(-side // 32) * 32)}))
+            fail(f"--image-size {size}: each side must be a multiple of 32 and at least 64 (the backbones' grid); "
+                 f"for {side}, give {near.replace(', ', ' or ')}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
 def _parse_roi(roi: Optional[str]) -> Optional[tuple[int, int, int, int]]:
@@ -138,6 +150,24 @@ def _promise(c: dict) -> str:
     return promise_text(c)
 
 
+def _share(rate: float) -> str:
+    """A target or review share as a person asked for it ("1.00%", "0.125%"; 1e-9 read "0.00%")."""
+    from ..vision.calibration import share_said
+    return share_said(rate)
+
+
+def _caught_at_review(at: dict) -> str:
+    """The defect photos judged REVIEW beside the escapes counted in ``at`` (a record's
+    ``at_*`` entry counted by the verdict: calibration.escapes_judged), in eval's words:
+    caught at review, not escapes. "" where none, or a record counted by score."""
+    n = int(at.get("defects_review") or 0)
+    if not n:
+        return ""
+    photo = int(at.get("defects_photo_review") or 0)
+    return (f"; {n} judged REVIEW" + (f", {photo} of them by the photo check whatever their score" if photo else "")
+            + ": caught at review, not escapes")
+
+
 def _empty_band_why(c: dict, false_reject_rate: float, review_rate: float,
                     more: str = "give more good images, or a larger --review-rate") -> str:
     """Why a review band asked for came out empty, with the parts it needs (train, as
@@ -150,11 +180,11 @@ def _empty_band_why(c: dict, false_reject_rate: float, review_rate: float,
     if cause == "tied":
         return "the good parts' highest scores are tied: give more, or more varied, good parts"
     if cause == "too_few":
-        return (f"{n} good parts are too few to set a {review_rate:.2%} band above a {false_reject_rate:.2%} "
+        return (f"{n} good parts are too few to set a {_share(review_rate)} band above a {_share(false_reject_rate)} "
                 f"false-reject rate" + (f" (needs {needed})" if needed else "") + f": {more}")
     # enough parts once, but on these the band's rank falls on the threshold's (a 1% band
     # over 40 parts is less than one part): 40 parts were called "tied"
-    return (f"a {review_rate:.2%} band over {n} good parts is less than one part's rank above the threshold: give "
+    return (f"a {_share(review_rate)} band over {n} good parts is less than one part's rank above the threshold: give "
             f"a larger --review-rate (at least {1 / (n + 1):.2%}) or more good parts")
 
 
@@ -166,27 +196,31 @@ def _say_f1_threshold(insp: "Inspector", c: dict, false_reject_rate: float, revi
     at = c["at_f1_threshold"]
     say(f"threshold {insp.threshold:.4f}, chosen by F1 ({c['f1']:.3f}) on the given good and defect parts: on them "
         f"{at['false_reject_rate']:.2%} of the good parts judged NG ({at['false_rejects']} of {at['n_good']}) "
-        f"and escape rate {at['escape_rate']:.2%} ({at['escapes']} of {at['n_defect']} defects judged OK)")
+        f"and escape rate {at['escape_rate']:.2%} ({at['escapes']} of {at['n_defect']} defects judged OK"
+        f"{_caught_at_review(at)})")
     note("note", "no false-reject guarantee at this threshold: these rates were measured on the same parts that "
                  "chose it, so the escape rate is optimistic for new defects; check on parts it has not seen "
                  "(lineguard eval)")
     if insp.review_threshold < insp.threshold:
         r = c.get("at_review_threshold") or {}
         say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold, set for "
-            f"{review_rate:.2%} of good parts to review on top of those judged NG; on the given parts "
+            f"{_share(review_rate)} of good parts to review on top of those judged NG; on the given parts "
             f"{r.get('false_reject_rate', 0.0):.2%} of the good parts judged REVIEW or NG, escape rate "
-            f"{r.get('escape_rate', 0.0):.2%} (measured, not promised)")
+            f"{r.get('escape_rate', 0.0):.2%}"
+            + (f" ({r['escapes']} of {r['n_defect']} defects judged OK{_caught_at_review(r)})" if "escapes" in r else "")
+            + " (measured, not promised)")
     elif review_rate > 0:
         note("note", "the review band is empty (too few good parts between the two thresholds): try a larger "
                      "--review-rate or more good images")
     frr = c.get("frr_promise") or {}
     alt = c.get("at_frr_threshold") or {}
     line = (f"the frr threshold would be {c['frr_threshold']:.4f} for a target false-reject rate of "
-            f"{false_reject_rate:.2%}")
+            f"{_share(false_reject_rate)}")
     if frr.get("guaranteed_false_reject_rate") is not None:
         line += f", with the promise {_promise(frr)}"
     if alt.get("escape_rate") is not None:
-        line += f"; escape rate {alt['escape_rate']:.2%} there on the defect images"
+        line += (f"; escape rate {alt['escape_rate']:.2%} there on the defect images ({alt['escapes']} of "
+                 f"{alt['n_defect']} judged OK{_caught_at_review(alt)})")
     say(line + " (train without --strategy f1 for it)")
     if frr.get("note"):
         note("note", f"for the frr threshold: {frr['note']}")
@@ -343,7 +377,7 @@ def _say_photo_set(insp: "Inspector", false_reject_rate: float) -> None:
     note("warning", f"{counted}, where step 1 of the README asks for {GOOD_PHOTOS_ADVISED} to 200: a trial, not a "
                     f"model for the line. From {k} good parts no threshold can promise under {floor:.2%} of good "
                     f"parts judged NG (1 in {k + 1})"
-                    + (f", not the {false_reject_rate:.2%} asked (that needs {needed})"
+                    + (f", not the {_share(false_reject_rate)} asked (that needs {needed})"
                        if floor > false_reject_rate else "")
                     + f"; and a model that has seen {distinct} good parts knows little of how good parts vary: good "
                     "parts unlike those few are judged NG, and which defects it catches is not known (lineguard "
@@ -392,17 +426,19 @@ def _few(names: list[str], few: int = 5) -> str:
     return ", ".join(names[:few]) + (f" and {len(names) - few} more" if len(names) > few else "")
 
 
-def _not_read_said(entries: list, root: Optional[Path] = None) -> list[str]:
+def _not_read_said(entries: list, root: Optional[Path] = None, why: Optional[dict] = None) -> list[str]:
     """Entries not read (dataset.NotRead), one phrase per kind: a few names (their paths
-    below ``root`` where given: eval's come from several folders), then why."""
+    below ``root`` where given: eval's come from several folders), then why (``why``: in
+    place of dataset.NOT_READ_WHY, a verb's own words)."""
     from ..vision.dataset import NOT_READ_WHY
+    why = why or NOT_READ_WHY
 
     def shown(e: Any) -> str:
         return e.shown if root is None else f"{e.path.parent.relative_to(root) / e.shown}"
     by_kind: dict[str, list] = {}
     for e in entries:
         by_kind.setdefault(e.kind, []).append(e)
-    return [f"{_few([shown(e) for e in group])}: {NOT_READ_WHY[kind][0 if len(group) == 1 else 1]}"
+    return [f"{_few([shown(e) for e in group])}: {why[kind][0 if len(group) == 1 else 1]}"
             for kind, group in by_kind.items()]
 
 
@@ -472,7 +508,7 @@ def _say_skipped(skipped: list[str], output: Path, not_read: list[str]) -> None:
 @click.option("--orient", default="none", show_default=True,
               help="landscape: turn portrait photos so the long side is horizontal.")
 @click.option("--roi", default=None, help="Region of interest x,y,width,height in photo pixels.")
-@click.option("--holdout", type=float, default=0.0, show_default=True,
+@click.option("--holdout", type=HOLDOUT, default=0.0, show_default=True,
               help="0: every good image is learned and sets the threshold (cross-fitting); "
                    "a share, e.g. 0.2: keep that share out of the model to set the threshold.")
 @click.option("--group-by", "group_by", default=None, metavar="REGEX",
@@ -489,13 +525,14 @@ def _say_skipped(skipped: list[str], output: Path, not_read: list[str]) -> None:
               help="For 16-bit photos (PNG, TIFF): the camera's bit depth, 8, 10, 12, 14 or 16, whose full "
                    "scale is white; auto reads it off the good photos' largest value.")
 @click.option("--defects", type=PathArg, default=None, help="Folder of defect images (optional) to report escapes.")
-@click.option("--strategy", default="frr", show_default=True,
+@click.option("--strategy", type=click.Choice(["frr", "f1"]), default="frr", show_default=True,
               help="Threshold: frr (target false-reject rate) or f1 (needs --defects).")
-@click.option("--coreset-ratio", type=float, default=None, help="PatchCore memory bank share of patches.")
+@click.option("--coreset-ratio", type=CORESET, default=None,
+              help="PatchCore memory bank share of patches, above 0, up to 1.")
 @exact_search_option
 @extra_scales_option
 @click.option("--version", default=None, help="Model version label (default: a timestamp).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--strict/--no-strict", default=False, help="Refuse to train if any image is unreadable.")
 @threads_option
 def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate: float, review_rate: float,
@@ -509,6 +546,12 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     from ..vision.inspector import Inspector
     _threads(threads)
     _refuse_missing(list(good) + ([defects] if defects is not None else []))
+    # refused here in the options' own words, before the photos are read: each was refused
+    # after training, in the Python parameter's name ("false_reject_rate + review_rate ...")
+    _refuse_band_past_all(false_reject_rate, review_rate)
+    if strategy == "f1" and defects is None:
+        fail("--strategy f1 chooses the threshold on defect photos: give them with --defects FOLDER, or use "
+             "--strategy frr (the default: a target false-reject rate, --frr)")
     if sensor_bits != "auto":
         if not sensor_bits.isdigit():
             fail(f"--sensor-bits must be auto, 8, 10, 12, 14 or 16 (the camera's bit depth); got {sensor_bits!r}")
@@ -519,6 +562,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     if output.suffix != ".lgm":
         fail(f"{output}: model files end in .lgm")
     not_read = _good_folders_read(good, output)
+    if group_by is not None:
+        _check_group_by(group_by, good)
     try:
         with progress() as cb:
             insp = Inspector.fit(list(good), detector=detector, false_reject_rate=false_reject_rate,
@@ -530,6 +575,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  photo_check=photo_check, **params)
         if holdout > 0:
             _keep_calibration_prints(insp, list(good))
+        if defects is not None:
+            _count_escapes_by_verdict(insp, defects)
         insp.save(output)
     except (LineguardError, ValueError, OSError) as exc:
         # no model written: a list of skipped files written above would sit beside the
@@ -578,12 +625,12 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     if c.get("strategy") == "f1":
         _say_f1_threshold(insp, c, false_reject_rate, review_rate)
     else:
-        say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {false_reject_rate:.2%} "
+        say(f"threshold {insp.threshold:.4f} for a target false-reject rate of {_share(false_reject_rate)} "
             f"({_promise(c)})")
         if insp.review_threshold < insp.threshold:
             # the promise is for REVIEW and NG together (the asked review rate is where the band was set)
             say(f"review band: OK at or below {insp.review_threshold:.4f}, REVIEW up to the threshold, set for "
-                f"{review_rate:.2%} of good parts to review; good parts judged REVIEW or NG: on average <= "
+                f"{_share(review_rate)} of good parts to review; good parts judged REVIEW or NG: on average <= "
                 f"{c['guaranteed_not_ok_rate']:.2%}")
         elif review_rate > 0:
             note("note", "the review band is empty (the review threshold is at the reject threshold): "
@@ -592,11 +639,75 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
             note("note", c["note"])
         if "at_frr_threshold" in c:
             r = c.get("at_review_threshold", c["at_frr_threshold"])    # escapes: defects judged OK
-            say(f"on the defect images: escape rate {r['escape_rate']:.2%} at this threshold; "
+            counted = f" ({r['escapes']} of {r['n_defect']} judged OK{_caught_at_review(r)})" if "escapes" in r else ""
+            say(f"on the defect images: escape rate {r['escape_rate']:.2%} at this threshold{counted}; "
                 f"F1-optimal threshold {c['f1_threshold']:.4f} (F1 {c['f1']:.3f})")
     _say_photo_set(insp, false_reject_rate)
     if insp.info.get("skipped"):
         raise SystemExit(1)
+
+
+def _refuse_band_past_all(false_reject_rate: float, review_rate: float) -> None:
+    """--frr and --review-rate together must leave some parts OK (calibration.check_review_rate's
+    rule, said in the options' names: the Python names were said, after training)."""
+    if false_reject_rate + review_rate >= 1:
+        fail(f"--frr {false_reject_rate:g} + --review-rate {review_rate:g} must stay below 1 (no part would be "
+             "OK): lower --review-rate, the share of good parts a person looks at, typically a few percent "
+             "(0.05 for 5%)")
+
+
+def _check_group_by(group_by: str, good: Sequence[Path]) -> None:
+    """--group-by's pattern against the good photos' names, before training, in the
+    option's words ("groups pattern 'part' does not match ..." came from the training call):
+    every name must match, and the groups must be more than one."""
+    import re
+
+    from ..vision.errors import DatasetError
+    from ..vision.imageio import list_images
+    try:
+        pattern = re.compile(group_by)
+    except re.error as exc:
+        fail(f"--group-by {group_by!r} is not a regular expression ({exc}): give one whose first (parenthesised) "
+             "group in the file name names the part, e.g. '^(part[0-9]+)_'")
+    names: list[str] = []
+    for item in good:
+        try:
+            names.extend(f.name for f in (list_images(item) if item.is_dir() else [item]))
+        except DatasetError:
+            continue                    # said by the folder check, or by training
+    unmatched = [n for n in names if pattern.search(n) is None]
+    if unmatched:
+        fail(f"--group-by {group_by!r} does not match the name of {len(unmatched)} good photo(s) "
+             f"({_few(unmatched)}): give a pattern every good photo's name matches, its first (parenthesised) "
+             "group naming the part, e.g. '^(part[0-9]+)_'")
+    found = {(m.group(1) if m.groups() else m.group(0)) for m in map(pattern.search, names) if m}
+    if len(names) > 1 and len(found) == 1:
+        fail(f"--group-by {group_by!r} puts every good photo in one group ({next(iter(found))!r}): a photo's group "
+             "is the pattern's first (parenthesised) group, else its whole match, and must name its part, "
+             "e.g. '^(part[0-9]+)_'")
+
+
+def _count_escapes_by_verdict(insp: "Inspector", defects: Path) -> None:
+    """Count the escapes on the defect photos by the verdict the model gives each, as
+    inspect judges them and eval counts them (calibration.with_defect_verdicts): a photo
+    the photo check doubts is REVIEW whatever its score, a defect caught at review. By
+    score, train said 20 of 24 magnetic-tile defects escaped where inspect judged 10 OK
+    and eval counted 10 escapes. The record is written so, for info and the station."""
+    from ..vision.calibration import with_defect_verdicts
+    from ..vision.errors import ImageError
+    from ..vision.imageio import list_images, load_photo_for
+    c = insp.calibration
+    if "at_frr_threshold" not in c and "at_f1_threshold" not in c:
+        return
+    photos = []
+    for f in (list_images(defects) if defects.is_dir() else [defects]):
+        try:
+            photos.append(load_photo_for(insp, f))
+        except ImageError:
+            continue                     # training skipped it too, and named it
+    results = insp.inspect_batch(photos) if photos else []
+    insp.calibration = with_defect_verdicts(c, [r.score for r in results],
+                                            [bool(r.photo_issues) for r in results])
 
 
 def _parts_in(folder: Path) -> list[Path]:
@@ -604,21 +715,32 @@ def _parts_in(folder: Path) -> list[Path]:
     station judges them; inspect judged one named alone, and passed over one in a folder).
     What else the folder holds is said, as train says it ("not read"): a sub-folder, a
     phone's HEIC photos and the like were passed over without a word."""
-    from ..vision.dataset import not_read_in
+    from ..vision.dataset import NOT_READ_WHY, not_read_in
     from ..vision.errors import DatasetError
-    from ..vision.imageio import list_images
+    from ..vision.imageio import IMAGE_SUFFIXES, list_images
+    # inspect's own words for a file it does not judge: train's listed the formats without
+    # .gif, beside GIFs this very folder had judged
+    judged = ", ".join(IMAGE_SUFFIXES + (".gif",))
+    why = {**NOT_READ_WHY, "other": (f"not a photo format lineguard inspects ({judged}, upper or lower case)",) * 2}
     entries = not_read_in(folder)
     gifs = [e.path for e in entries if e.kind == "gif"]
+    others = [e for e in entries if e.kind != "gif"]
     try:
         photos = list_images(folder)
     except DatasetError:
-        if not gifs:
+        if gifs:
+            photos = []
+        elif folder.is_dir():
+            below = any(e.kind == "sub-folder" and e.photos for e in others)
+            holds = "; ".join(_not_read_said(others, why=why)) if others else "nothing (it is empty)"
+            raise DatasetError(f"{folder}: no images found (expected files ending in {judged}, upper or lower case)"
+                               + ("; the images in its subfolders are not searched: give a subfolder" if below else "")
+                               + f"; it holds {holds}")
+        else:
             raise
-        photos = []
-    others = [e for e in entries if e.kind != "gif"]
     if others:
         note("not read", f"{folder}: {len(others)} entr{'y' if len(others) == 1 else 'ies'} not inspected:")
-        for line in _not_read_said(others):
+        for line in _not_read_said(others, why=why):
             note("not read", f"  {line}")
     return sorted(photos + gifs)
 
@@ -628,7 +750,8 @@ def _parts_in(folder: Path) -> list[Path]:
 @click.argument("images", nargs=-1, required=True, type=PathArg)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per part on stdout.")
 @click.option("--overlays", type=PathArg, default=None, help="Write an overlay PNG per part into this folder.")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Parts per model batch.")
+@click.option("--batch-size", type=Whole(1, "parts judged together per model batch"), default=16, show_default=True,
+              help="Parts per model batch.")
 @click.option("--fail-on-ng/--no-fail-on-ng", default=False, help="Exit 1 if any part is NG (not REVIEW).")
 @threads_option
 @runtime_option
@@ -754,15 +877,16 @@ def inspect(model: Path, images: tuple[Path, ...], as_json: bool, overlays: Opti
 @click.option("--review-rate", type=REVIEW_RATE, default=None,
               help="Review band when eval trains (share of good parts sent to REVIEW; default 0, no band). "
                    "With --model the model's own band is used.")
-@click.option("--coreset-ratio", type=float, default=None)
+@click.option("--coreset-ratio", type=CORESET, default=None)
 @exact_search_option
 @extra_scales_option
-@click.option("--max-train", type=int, default=None, help="Use at most this many train/good images.")
+@click.option("--max-train", type=Whole(1, "train/good photos to learn from, at most"), default=None,
+              help="Use at most this many train/good images.")
 @click.option("--save-model", type=PathArg, default=None, help="Also write the trained model here.")
 @threads_option
 @runtime_option
 @precision_option
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def evaluate(category: Path, output: Optional[Path], model: Optional[Path], detector: str, profile: str,
              image_size: Optional[str], backbone: Optional[str], resize: str, orient: str,
              false_reject_rate: float, review_rate: Optional[float],
@@ -804,6 +928,7 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
         elif runtime or precision:
             fail("--runtime and --precision apply to an exported model: give --model MODEL.onnx")
         else:
+            _refuse_band_past_all(false_reject_rate, review_rate or 0.0)
             train_files = cat.train_good[:max_train] if max_train else cat.train_good
             params = _fit_settings(profile, image_size, backbone, detector, exact_search, extra_scales)
             if coreset_ratio is not None:
@@ -865,12 +990,15 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
 
 @click.command()
 @click.argument("output", type=PathArg)
-@click.option("--n-good", type=int, default=200, show_default=True, help="Good training parts.")
-@click.option("--n-defect", type=int, default=60, show_default=True,
+@click.option("--n-good", type=Whole(1, "good training parts"), default=200, show_default=True,
+              help="Good training parts.")
+@click.option("--n-defect", type=Whole(0, "defective test parts, 0 for none"), default=60, show_default=True,
               help="Defective test parts, spread over the defect types.")
-@click.option("--n-test-good", type=int, default=None, help="Good test parts (default n_good/4).")
-@click.option("--size", type=int, default=256, show_default=True, help="Image side in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-test-good", type=Whole(0, "good test parts, 0 for none"), default=None,
+              help="Good test parts (default n_good/4).")
+@click.option("--size", type=Whole(64, "the photos' side in pixels", most=8192), default=256, show_default=True,
+              help="Image side in pixels.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def synth(output: Path, n_good: int, n_defect: int, n_test_good: Optional[int], size: int, seed: int) -> None:
     """Generate a synthetic product line (good parts and defects with exact masks)."""
     from ..vision.synth import write_dataset
@@ -943,7 +1071,12 @@ def _summary(d: dict) -> list[str]:
     learnt = info.get("n_train")
     thr, review = d.get("threshold"), d.get("review_threshold")
     said = f"reject threshold {thr:.4g}" if isinstance(thr, (int, float)) else "reject threshold ?"
-    if cal.get("target_false_reject_rate") is not None:
+    if cal.get("strategy") == "f1":
+        # an F1 threshold promises nothing: "set for 1% false rejects" was said of one
+        measured = cal.get("measured_false_reject_rate")
+        said += (", chosen by F1 on the good and defect photos given at training, with no false-reject promise"
+                 + (f" (it judged {_pct(measured)} of those good parts NG)" if measured is not None else ""))
+    elif cal.get("target_false_reject_rate") is not None:
         said += f", set for {_pct(cal['target_false_reject_rate'])} false rejects"
         if cal.get("false_reject_rate_upper_90") is not None:
             said += f" (at most {_pct(cal['false_reject_rate_upper_90'])} with 90% confidence)"
@@ -1027,7 +1160,7 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
     say(f"wrote {output} (model {insp.model_id}), thresholds set on {on['runtime']} {on['precision']} scores "
         f"of {c['n_calibration']} good parts")
     say(f"threshold {old:.4f} -> {insp.threshold:.4f}, pixel threshold {old_px:.4f} -> {insp.pixel_threshold:.4f}, "
-        f"for a target false-reject rate of {frr:.2%} ({_promise(c)})")
+        f"for a target false-reject rate of {_share(frr)} ({_promise(c)})")
     _report_band(insp, c, frr, old, old_review)
     for skipped in c.get("skipped", []):
         note("skipped", skipped)
@@ -1116,7 +1249,7 @@ def _refuse_odd_parts(c: dict, frr: float) -> None:
     n, rest = int(c["n_calibration"]), int(c["n_calibration"]) - len(sus)
     few = ""
     if c.get("enough_calibration_parts") is False:
-        few = (f" {n} good parts are too few for a {frr:.2%} false-reject target (needs "
+        few = (f" {n} good parts are too few for a {_share(frr)} false-reject target (needs "
                f"{c['calibration_parts_needed']}), so the highest score sets the threshold.")
     ways = (f"run again with --keep-odd-parts to keep them (threshold {thr:.4f}), or with --leave-out-odd-parts "
             f"to set it without them ({without:.4f})")

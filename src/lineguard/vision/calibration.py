@@ -86,7 +86,7 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
         raise ValueError("need at least one held-out good score to set a threshold")
     if not 0 < false_reject_rate < 1:
         raise ValueError(f"false_reject_rate must be between 0 and 1, got {false_reject_rate}")
-    k = math.ceil((n + 1) * (1 - false_reject_rate))
+    k = _rank(n, false_reject_rate)
     enough = k <= n
     k = min(k, n)
     threshold = float(s[k - 1])
@@ -96,13 +96,15 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
         distinct = raw[~dup]
         n_d, k_d = len(distinct), int(np.sum(distinct <= threshold))
         guaranteed = max(guaranteed, (n_d + 1 - k_d) / (n_d + 1))
-        enough = enough and math.ceil((n_d + 1) * (1 - false_reject_rate)) <= n_d
+        enough = enough and _rank(n_d, false_reject_rate) <= n_d
     deff = design_effect(raw, groups) if n else 1.0
     if deff > 1.0:
         # the same share of the calibration above the threshold, out of fewer parts;
-        # rounded the cautious way (more above, fewer in all) for the integer Beta
-        n_eff = max(1, int(math.floor(n / deff)))
-        above = min(n_eff - 1, int(math.ceil((n - k) * n_eff / n)))
+        # rounded the cautious way (more above, fewer in all) for the integer Beta. The
+        # parts count is floored past float error: 27 photos of 26 different ones are
+        # n / deff = 25.999999999999996 parts, and floored bare the bound was 25 parts'
+        n_eff = max(1, _floor(n / deff))
+        above = min(n_eff - 1, -(-(n - k) * n_eff // n))      # a ceiling in whole numbers
         upper = beta_quantile(confidence, above + 1, n_eff - above) if n_eff > 1 else 1.0
     else:
         upper = beta_quantile(confidence, n + 1 - k, k)
@@ -114,7 +116,7 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
         "guaranteed_false_reject_rate": guaranteed,
         f"false_reject_rate_upper_{int(confidence * 100)}": upper,
         "enough_calibration_parts": enough,
-        "calibration_parts_needed": math.ceil(1 / false_reject_rate) - 1,
+        "calibration_parts_needed": math.ceil(round(1 / false_reject_rate, 9)) - 1,
     }
     if deff > 1.0:
         info["design_effect"] = round(deff, 4)
@@ -125,6 +127,19 @@ def conformal_threshold(good_scores: np.ndarray, false_reject_rate: float,
     if not enough:
         info["note"] = too_few_parts_note(info)
     return threshold, info
+
+
+def _floor(x: float) -> int:
+    """``math.floor`` of a quotient that stands for a whole number of parts, past the float
+    error in its last digits (25.999999999999996 is 26 parts, not 25)."""
+    return math.floor(round(x, 9))
+
+
+def _rank(n: int, rate: float) -> int:
+    """The conformal rank ceil((n + 1)(1 - rate)), past the float error in the product
+    (10 * (1 - 0.3) is 7.000000000000001: rank 8 instead of 7). Every rank of this module
+    is taken here, so the thresholds and the review band's part counts agree."""
+    return math.ceil(round((n + 1) * (1 - rate), 9))
 
 
 # How training's calibration parts were scored: held out, or each by a model without it
@@ -158,9 +173,19 @@ def too_few_parts_note(info: dict[str, Any], parts: str = PARTS_CROSS_FIT) -> st
     else:
         n = f"{n} good parts"
     return (f"{n} {parts} cannot guarantee a "
-            f"{info['target_false_reject_rate']:.2%} false-reject rate (needs {info['calibration_parts_needed']}); "
+            f"{share_said(info['target_false_reject_rate'])} false-reject rate (needs {info['calibration_parts_needed']}); "
             f"threshold set at the largest of their scores, which guarantees "
             f"{info['guaranteed_false_reject_rate']:.2%}")
+
+
+def share_said(rate: float) -> str:
+    """A share of parts as a percentage a person reads back as what was asked: two
+    decimals ("1.00%") where they hold it, else as many as it takes ("0.125%"): a target of
+    --frr 1e-9 was printed "0.00%", beside "needs 999999999" parts."""
+    two = f"{rate:.2%}"
+    if rate <= 0 or rate >= 0.01 or math.isclose(round(rate, 4), rate, rel_tol=1e-9):
+        return two
+    return np.format_float_positional(100 * rate, precision=3, fractional=False, trim="-") + "%"
 
 
 def promise_text(c: dict[str, Any]) -> str:
@@ -188,8 +213,8 @@ def parts_for_review_band(false_reject_rate: float, review_rate: float, limit: i
     if review_rate <= 0:
         return None
     for n in range(1, limit + 1):
-        k = min(math.ceil((n + 1) * (1 - false_reject_rate)), n)
-        if math.ceil((n + 1) * (1 - (false_reject_rate + review_rate))) < k:
+        k = min(_rank(n, false_reject_rate), n)
+        if _rank(n, false_reject_rate + review_rate) < k:
             return n
     return None
 
@@ -199,8 +224,8 @@ def review_band_opens(false_reject_rate: float, review_rate: float, n: int) -> b
     ranks of :func:`conformal_threshold`). Not monotone in n: :func:`parts_for_review_band`
     says 23 parts open a 1% band above a 20% false-reject rate, and on 40 the two ranks
     fall together again (a band less than one part), which was told as tied scores."""
-    k = min(math.ceil((n + 1) * (1 - false_reject_rate)), n)
-    return n > 0 and math.ceil((n + 1) * (1 - (false_reject_rate + review_rate))) < k
+    k = min(_rank(n, false_reject_rate), n)
+    return n > 0 and _rank(n, false_reject_rate + review_rate) < k
 
 
 def empty_band_cause(false_reject_rate: float, review_rate: float, n: int) -> tuple[str, Optional[int]]:
@@ -320,7 +345,8 @@ def _scores_and_labels(good_scores: np.ndarray, defect_scores: np.ndarray) -> tu
 
 
 def rates_at(good_scores: np.ndarray, defect_scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    """False rejects (good judged NG) and escapes (defect judged OK) at a threshold.
+    """False rejects (good judged NG) and escapes (defect judged OK) at a threshold, by
+    score (:func:`with_defect_verdicts` counts the escapes by the verdict).
 
     The plant-side view of :func:`metrics.rates_at` (good and defect scores given
     apart), with the threshold recorded beside the counts.
@@ -328,6 +354,47 @@ def rates_at(good_scores: np.ndarray, defect_scores: np.ndarray, threshold: floa
     from .metrics import rates_at as _rates
 
     return {"threshold": float(threshold), **_rates(*_scores_and_labels(good_scores, defect_scores), threshold)}
+
+
+def escapes_judged(defect_scores: Sequence[float], threshold: float, review_threshold: Optional[float] = None,
+                   photo_review: Optional[Sequence[bool]] = None) -> dict[str, Any]:
+    """Defect photos judged OK (escapes) at these thresholds, by the verdict each is given,
+    the rule of ``lineguard eval`` (vision.evaluate) and the station: OK at or below the
+    review threshold (the threshold itself without a band) with a photo the photo check did
+    not doubt; a doubted photo is REVIEW whatever its score, a defect caught at review, not
+    an escape. Counted by score instead, train said 20 of 24 magnetic-tile defects escaped
+    where inspect judged 10 OK and eval counted 10 escapes. Returns ``escapes``,
+    ``escape_rate`` (None without defects), ``n_defect``, ``defects_review`` (judged REVIEW:
+    the band's and the photo check's) and ``defects_photo_review`` (the photo check's)."""
+    d = np.asarray(defect_scores, dtype=np.float64).ravel()
+    doubted = np.zeros(len(d), bool) if photo_review is None else np.asarray(photo_review, bool).ravel()
+    if len(doubted) != len(d):
+        raise ValueError(f"photo_review must give one flag per defect score: got {len(doubted)} for {len(d)}")
+    band = float(threshold) if review_threshold is None else min(float(review_threshold), float(threshold))
+    ok = (d <= band) & ~doubted
+    ng = (d > float(threshold)) & ~doubted
+    n = len(d)
+    return {"escapes": int(ok.sum()), "escape_rate": float(ok.mean()) if n else None, "n_defect": n,
+            "defects_review": int((~ok & ~ng).sum()), "defects_photo_review": int(doubted.sum())}
+
+
+def with_defect_verdicts(calib: dict[str, Any], defect_scores: Sequence[float],
+                         photo_review: Sequence[bool]) -> dict[str, Any]:
+    """A calibration record whose escape counts (``at_frr_threshold``, ``at_f1_threshold``,
+    ``at_review_threshold``, ``measured_escape_rate``) follow the verdicts, as
+    :func:`escapes_judged` counts them, on the defect photos' scores and the photo check's
+    doubts of them (``photo_review``). For a record whose counts were taken by score; the
+    false rejects on the good parts stay as they are. A record without defects is returned as is."""
+    out = dict(calib)
+    # each threshold alone, no band; and the model's own pair (the band's defects are REVIEW)
+    for key, threshold, band in (("at_frr_threshold", calib.get("frr_threshold"), None),
+                                 ("at_f1_threshold", calib.get("f1_threshold"), None),
+                                 ("at_review_threshold", calib.get("threshold"), calib.get("review_threshold"))):
+        if key in out and threshold is not None:
+            out[key] = {**out[key], **escapes_judged(defect_scores, threshold, band, photo_review)}
+    if "measured_escape_rate" in out and "at_f1_threshold" in out:
+        out["measured_escape_rate"] = out["at_f1_threshold"]["escape_rate"]
+    return out
 
 
 def f1_optimal_threshold(good_scores: np.ndarray, defect_scores: np.ndarray) -> tuple[float, float]:
@@ -372,14 +439,16 @@ F1_NO_PROMISE = ("no false-reject guarantee: the threshold is the one that score
 def summarize(good_scores: np.ndarray, false_reject_rate: float,
               defect_scores: Optional[np.ndarray] = None, strategy: str = "frr",
               review_rate: float = 0.0, groups: Optional[Sequence[Any]] = None,
-              copies: Optional[Sequence[bool]] = None) -> dict[str, Any]:
+              copies: Optional[Sequence[bool]] = None,
+              defect_photo_review: Optional[Sequence[bool]] = None) -> dict[str, Any]:
     """Full calibration record: the chosen thresholds and both rates where known.
 
     ``threshold`` is the reject threshold (above it: NG); ``review_threshold`` the
     review threshold (at or below it: OK; in between: REVIEW), from ``review_rate``
     as the module docstring defines. ``review_rate`` 0: no band, the two are equal.
     ``groups``: which photos show the same part, ``copies`` which are copies of another
-    (:func:`conformal_threshold`).
+    (:func:`conformal_threshold`). ``defect_photo_review``: which defect photos the photo
+    check doubts, so that escapes count by the verdict (:func:`escapes_judged`).
 
     Strategy "f1": the reject threshold is the F1-optimal one on the given parts. It
     carries no conformal promise: the record holds its measured rates
@@ -431,6 +500,8 @@ def summarize(good_scores: np.ndarray, false_reject_rate: float,
     if defect_scores is not None and len(defect_scores) and review_rate > 0:
         # escapes are defects judged OK: with a band, those at or below the review threshold
         out["at_review_threshold"] = rates_at(good_scores, defect_scores, out["review_threshold"])
+    if defect_scores is not None and len(defect_scores) and defect_photo_review is not None:
+        out = with_defect_verdicts(out, defect_scores, defect_photo_review)
     return out
 
 
