@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_runner import run_in_process
+
 from lineguard.vision import photo_check
 from lineguard.vision.result import Verdict
 from lineguard.vision.synth import make_part
@@ -113,3 +115,20 @@ def test_photos_of_two_camera_settings_leave_the_check_off_and_say_why(good):
     few = photo_check.colour_learnt(np.stack(good[:3] + [_grey(good[3])]))
     assert few["colour"] == "mixed"
     assert "too few good photos (4" in photo_check.colour_off_said(few["counts"])
+
+
+def test_train_names_the_grey_frame_and_says_why_a_colour_check_is_off(folders, good, tmp_path):
+    # the model kept the odd photo and the reason; train printed neither, so a check off
+    # (a grey or tinted part judged on its score) went unsaid
+    _clean, odd = folders
+    r = run_in_process("train", odd, "-o", tmp_path / "m.lgm", "--image-size", 64, "--threads", 1, cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "grey.png: greyscale photo among colour ones" in out and "left out of learning the colour check" in out
+    two = tmp_path / "two"
+    two.mkdir()
+    for i, a in enumerate(good):      # half the parts from a camera switched to mono: two settings
+        Image.fromarray(_grey(a) if i % 2 else a).save(two / f"part{i:02d}.png")
+    r = run_in_process("train", two, "-o", tmp_path / "two.lgm", "--image-size", 64, "--threads", 1, cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert "warning: colour check off" in out and "two cameras or settings" in out, out

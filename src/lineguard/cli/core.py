@@ -621,6 +621,8 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                        f"most left out of learning it, though inside it (under 'note')")
         say(f"photo check: {range_said(pr)} ({learnt}); a photo outside it goes to REVIEW whatever its score (a person looks)")
         _say_cast(insp.info.get("photo_cast"))
+    # after the photo check's lines, not in them: the grey check runs even with --no-photo-check
+    _say_colour_learnt(insp.info)
     _say_good_folder_notes(insp, "train again with --exclude-suspects")
     if c.get("strategy") == "f1":
         _say_f1_threshold(insp, c, false_reject_rate, review_rate)
@@ -1199,6 +1201,7 @@ def recalibrate_and_report(insp: "Inspector", good: list[Path], false_reject_rat
             f"{pr['brightness'][1]:.3g}, contrast {pr['contrast'][0]:.3g}-{pr['contrast'][1]:.3g}, focus at least "
             f"{pr['focus'][0]:.3g}")
         _say_cast(insp.info.get("photo_cast"))
+        _say_colour_learnt(insp.info, c.get("photo_colour_odd"))
         for odd in c.get("photo_odd", []):
             note("look at", f"{odd['image']}: the photo is unlike the others ({'; '.join(odd['issues'])}), so it was "
                             "left out of the photo check's range and lies outside it")
@@ -1217,6 +1220,18 @@ def _say_cast(photo_cast: Optional[dict]) -> None:
         from ..vision.photo_check import cast_said
         say(f"colour check: {cast_said(photo_cast)} (the colour balance of {photo_cast['n']} good photos with a "
             "margin); a photo of another colour (lamp, white balance, variant) goes to REVIEW whatever its score")
+
+
+def _say_colour_learnt(info: dict, odd: Optional[list] = None) -> None:
+    """Good photos left out of learning the colour check for their colour, and why the
+    check is off where it is (vision.photo_check.colour_learnt): off with no word, a
+    greyscale or tinted part passed as OK on its score."""
+    from ..vision.inspector import PHOTO_COLOUR_ODD, PHOTO_COLOUR_OFF
+    for o in (info.get(PHOTO_COLOUR_ODD) if odd is None else odd) or []:
+        note("look at", f"{o['image']}: {'; '.join(o['issues'])}, so it was left out of learning the colour "
+                        "check: a camera setting changed while it was taken?")
+    if info.get(PHOTO_COLOUR_OFF):
+        note("warning", info[PHOTO_COLOUR_OFF])
 
 
 def _narrow_batch(c: dict) -> str:
