@@ -104,9 +104,11 @@ import numpy as np
 from ..vision.result import DefectRegion
 from . import alarm_causes, alarm_rules, handover, spc
 from .alarm_rules import AlarmRules
+from .db import fault_line, is_refusal
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import Inspection, LineAlarm, LineSignal, iso_utc, utcnow
 from .outbox import lock_line, record_event
+from .sources.outage import LastingFaults
 from .test_parts import SEVERITY
 
 log = logging.getLogger("lineguard.station")
@@ -581,6 +583,16 @@ def _read_run_cause(s: Any, ids: list[int]) -> Optional[str]:
     return ng_run_cause(rows)
 
 
+def _say_fault(level: int, exc: BaseException, what: str, then: str) -> None:
+    """``what`` failed and ``then`` is what happens next, in one line with the reason
+    (fault_line); anything but the database refusing (a bug) with its traceback too."""
+    log.log(level, "%s (%s); %s", what, fault_line(exc), then, exc_info=None if is_refusal(exc) else exc)
+
+
+# the escalation look's lasting fault (see LastingFaults)
+_ESCALATION = "escalation"
+
+
 class AlarmWatch:
     """The alarm rules of every station of this process, fed each part as it is recorded.
 
@@ -599,6 +611,7 @@ class AlarmWatch:
         self._station_rules: dict[tuple[str, str], AlarmRules] = {}   # the rules they make with the defaults
         self._own_read_at: Optional[float] = None                  # time.monotonic() of that read
         self._own_failing = False
+        self._count_failing = False       # count_active failed the last time (said once a spell)
         self._rules_lock = threading.Lock()       # one read of them at a time (see read_rules)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._guard = threading.Lock()
@@ -628,6 +641,8 @@ class AlarmWatch:
         self._drift_shown: dict[tuple[str, str], set[str]] = {}   # per station, products with drift series
         self._stop = threading.Event()
         self._escalator: Optional[threading.Thread] = None
+        # the escalation look's failures, said from its thread alone (LastingFaults is not thread-safe)
+        self._look_faults = LastingFaults(log)
         self.run_id: Optional[int] = None      # this process's station_runs row (line.handover)
         self.count_active()
 
@@ -642,8 +657,9 @@ class AlarmWatch:
             # a station that cannot write it still inspects, the report just lacks the start
             try:
                 self.run_id = handover.begin_run(self.db)
-            except Exception:  # noqa: BLE001 - never keeps a station from starting
-                log.warning("the station's start could not be recorded for the shift report", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - never keeps a station from starting
+                _say_fault(logging.WARNING, exc, "the station's start could not be recorded for the shift report",
+                           "the station inspects; the report lacks this start")
             self._escalator = threading.Thread(target=self._escalate_loop, args=(every_s,), name="lg-alarm-escalate",
                                                daemon=True)
             self._escalator.start()
@@ -656,8 +672,9 @@ class AlarmWatch:
             return
         try:
             handover.name_run(self.db, self.run_id, process)
-        except Exception:  # noqa: BLE001 - the run keeps the PC's name
-            log.warning("the station's run could not be named %r for the shift report", process, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the run keeps the PC's name
+            _say_fault(logging.WARNING, exc, f"the station's run could not be named {process!r} for the shift report",
+                       "the report names it by its PC")
 
     def close(self) -> None:
         self._stop.set()
@@ -669,12 +686,12 @@ class AlarmWatch:
             # a clean stop: the report says stopped, not went silent
             try:
                 handover.end_run(self.db, self.run_id)
-            except Exception:  # noqa: BLE001 - the stop goes on; the run ends at its last sign of life
-                log.warning("the station's stop could not be recorded for the shift report", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the stop goes on; the run ends at its last sign of life
+                _say_fault(logging.WARNING, exc, "the station's stop could not be recorded for the shift report",
+                           "the report ends the run at its last sign of life, as a station gone silent")
             self.run_id = None
 
     def _escalate_loop(self, every_s: float) -> None:
-        failing = False
         while not self._stop.wait(every_s):
             # a no_verdict alarm the database refused is written once it takes writes, though
             # no answer comes (a line stopped after scrapping every part)
@@ -686,12 +703,25 @@ class AlarmWatch:
                     pass
             try:
                 self.escalate_due()
-                failing = False
-            except Exception:  # noqa: BLE001 - the look goes on; said once per spell of failures
-                if not failing:
-                    log.warning("line alarms could not be checked for escalation; tried again every %.0f s",
-                                every_s, exc_info=True)
-                failing = True
+            except Exception as exc:  # noqa: BLE001 - the look goes on
+                self._escalation_failed(exc, every_s)
+            else:
+                self._look_faults.ends(_ESCALATION, logging.WARNING, "line alarms are checked for escalation again "
+                                                                     "(they could not be for %(lasted).0f s)")
+
+    def _escalation_failed(self, exc: Exception, every_s: float) -> None:
+        """Said when the failures begin, at most once a minute while they last (a look
+        every ``every_s``), never a line a look; a bug's traceback once a spell."""
+        began = _ESCALATION not in self._look_faults
+        self._look_faults.happens(
+            _ESCALATION, logging.WARNING,
+            "line alarms could not be checked for escalation (%(why)s); tried again every %(every).0f s",
+            still="line alarms still cannot be checked for escalation after %(lasted).0f s (%(why)s); tried again "
+                  "every %(every).0f s, %(times)d tries in the last %(quiet_s).0f s",
+            why=fault_line(exc), every=every_s)
+        if began and not is_refusal(exc):
+            # not the database refusing but the station's own mistake: its traceback, for whoever fixes it
+            log.warning("the escalation look failed", exc_info=exc)
 
     def escalate_due(self, now: Optional[dt.datetime] = None) -> list[dict[str, Any]]:
         """Escalate every active alarm whose ``escalate_at`` has come: the first time, or
@@ -772,9 +802,16 @@ class AlarmWatch:
                 rows = s.execute(select(LineAlarm.line, LineAlarm.station, LineAlarm.kind, LineAlarm.raised_at,
                                         LineAlarm.escalate_at, LineAlarm.escalated_at)
                                  .where(LineAlarm.acked_at.is_(None))).all()
-        except SQLAlchemyError:
-            log.warning("could not count the active alarms", exc_info=True)
+        except SQLAlchemyError as exc:
+            # at every /metrics scrape: said once a spell of failures, not a line a scrape
+            if not self._count_failing:
+                _say_fault(logging.WARNING, exc, "could not count the active alarms",
+                           "the alarm gauges keep their last values until the next count works")
+            self._count_failing = True
             return
+        if self._count_failing:
+            log.warning("the active alarms are counted again")
+        self._count_failing = False
         per_station: collections.Counter = collections.Counter((r.line, r.station) for r in rows)
         # past escalation: escalated, or due and not yet (the escalation thread looks every
         # 15 s, or no process runs it); one without an escalation time never is
@@ -863,10 +900,10 @@ class AlarmWatch:
     def _read_rules(self) -> None:
         try:
             own = alarm_rules.read_own(self.db)
-        except SQLAlchemyError:
+        except SQLAlchemyError as exc:
             if not self._own_failing:
-                log.warning("the stations' own alarm rules could not be read; the last ones read stand",
-                            exc_info=True)
+                _say_fault(logging.WARNING, exc, "the stations' own alarm rules could not be read",
+                           "the last ones read stand")
             self._own_failing = True
         else:
             self._own_failing = False
@@ -952,13 +989,14 @@ class AlarmWatch:
             if since is not None:
                 log.warning("line %s station %s: the alarms are read and written again (refused since %s)",
                             rec.line, rec.station, iso_utc(since))
-        except SQLAlchemyError:
-            # said once a spell, with its traceback, not once a part (the alarms table locked
-            # while the parts are recorded made a traceback a part)
+        except SQLAlchemyError as exc:
+            # said once a spell, not once a part (the alarms table locked while the parts
+            # are recorded made a traceback a part)
             if key not in self._parts_refused:
                 self._parts_refused[key] = utcnow()
-                log.warning("line %s station %s: an alarm could not be read or written; tried again at each part "
-                            "(said again when it works)", rec.line, rec.station, exc_info=True)
+                _say_fault(logging.WARNING, exc,
+                           f"line {rec.line} station {rec.station}: an alarm could not be read or written",
+                           "tried again at each part (said again when it works)")
             self._counts.pop(key, None)     # read back from the records next time
         self._announce(raised)
         return raised
@@ -990,9 +1028,10 @@ class AlarmWatch:
                                          first_inspection_id=rec.id, parts=1, rejected=int(rec.verdict != "OK"))
                     if alarm is not None:
                         raised.append(alarm)
-        except SQLAlchemyError:
-            log.warning("line %s station %s: the alarm for test part %s judged wrong could not be written",
-                        rec.line, rec.station, rec.test_part, exc_info=True)
+        except SQLAlchemyError as exc:
+            _say_fault(logging.WARNING, exc, f"line {rec.line} station {rec.station}: the alarm for test part "
+                                             f"{rec.test_part} judged wrong could not be written",
+                       "it is not tried again: this check raises no alarm")
         self._announce(raised)
         return raised
 
@@ -1096,10 +1135,9 @@ class AlarmWatch:
         if key in self._refused:
             return
         self._refused[key] = utcnow()
-        why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        log.warning("line %s station %s: the database takes no no-verdict alarm (%s); the answers without a verdict "
-                    "are counted here and the alarm written as soon as it takes writes", line, station, why,
-                    exc_info=True)
+        _say_fault(logging.WARNING, exc, f"line {line} station {station}: the no-verdict alarm could not be written",
+                   "the answers without a verdict are counted here and the alarm written as soon as the database "
+                   "takes writes")
 
     def _written(self, key: tuple[str, str, str], line: str, station: str) -> None:
         since = self._refused.pop(key, None)

@@ -228,6 +228,19 @@ def refusal_reason(exc: BaseException) -> str:
     return type(orig).__name__
 
 
+def fault_line(exc: BaseException) -> str:
+    """An error in one line for the log: a database that could not take a request
+    (is_refusal: unreachable, locked, full, read-only) with its own reason ("the
+    database cannot be reached: Connection refused"), else the error's kind and first
+    words. An outage of a few seconds logged a 50-line traceback of SQLAlchemy and psycopg
+    for each of the alarm look, the map links and the station's stop."""
+    if not is_refusal(exc):
+        return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    why = not_up_yet(exc) or refusal_reason(exc)
+    return f"the database cannot be reached: {why}" if is_unreachable(exc) else f"the database refused: {why}"
+
+
+
 class SchemaTooNew(StationError):
     """The database was upgraded by a newer lineguard: this version does not know its tables."""
     http_status = 503

@@ -35,7 +35,7 @@ import numpy as np
 from sqlalchemy import update
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from .db import Database, is_refusal, refusal_reason
+from .db import Database, fault_line, is_refusal
 from .imagestore import ContentStore
 from .orm import Inspection
 from .sources.outage import LastingFaults
@@ -151,15 +151,18 @@ class MapWriter:
                       "%(quiet_s).0f s",
                 waiting=waiting)
             return
-        refusal = is_refusal(exc)
+        # the database refusing (unreachable, full, read-only) in one line with its own
+        # reason: a few seconds' outage logged a 50-line traceback of SQLAlchemy and psycopg
         fault = self._faults.get(REFUSED)
         self._faults.happens(
             REFUSED, logging.ERROR,
-            "could not link %(waiting)d anomaly maps to their inspections (%(error)s); trying again",
+            "could not link %(waiting)d anomaly maps to their inspections (%(error)s); trying again in %(first).0f s, "
+            "then at most every %(most).0f s until linked (their parts say \"not kept\" meanwhile)",
             still="still cannot link anomaly maps to their inspections after %(lasted).0f s (%(error)s): "
                   "%(waiting)d maps stored and not linked yet, %(times)d tries in the last %(quiet_s).0f s",
-            waiting=waiting, error=refusal_reason(exc) if refusal else f"{type(exc).__name__}: {exc}")
-        if fault is None and not refusal:
+            waiting=waiting, first=self.RETRY_FIRST_S, most=self.RETRY_MAX_S,
+            error=fault_line(exc))
+        if fault is None and not is_refusal(exc):
             # not the database refusing but the station's own mistake (a missing column):
             # its traceback once, for whoever fixes it
             log.error("the anomaly maps' link failed", exc_info=exc)
