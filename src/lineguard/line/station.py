@@ -39,8 +39,8 @@ from .backup import BackupSchedule
 from .batcher import BatcherClosed, ModelBatcher, ModelTimeout
 from .camera_frame import CameraFrame
 from .config import StationConfig
-from .db import (DB_ERRORS, LOCK_DEFECT_TYPES, LOCK_WAIT_MS, Database, is_busy, is_refusal, is_unreachable,
-                 refusal_reason)
+from .db import (DB_ERRORS, LOCK_DEFECT_TYPES, LOCK_WAIT_MS, Database, fault_line, is_busy, is_refusal,
+                 is_unreachable, refusal_reason)
 from .data_folders import FolderSeen, claim
 from .disk import GB, DiskKeeper
 from .record_keeper import RecordKeeper
@@ -74,6 +74,7 @@ NEWEST_PART_READ_S = 15.0
 # ms /health's own reads and write check wait for another writer's lock (a part waits
 # db.LOCK_WAIT_MS): a monitor's call must answer, saying what it can
 HEALTH_LOCK_WAIT_MS = 1000
+
 
 _FIELD_MAX = {"part_id": 200, "line": 100, "station": 100, "product": 100, "lot": 200, "serial": 200}
 # line and paragraph separators, the invisible spaces (zero width, word joiner, BOM) and the soft
@@ -733,7 +734,7 @@ class Station:
     def _storage_fault(self, what: str, exc: BaseException) -> StorageUnavailable:
         msg = self._fault_message(what, exc)
         self.faults[what] = msg
-        log.error("storage fault (%s): %s", what, exc)
+        log.error("storage fault (%s): %s", what, fault_line(exc))
         if what == "images":
             self.disk.wake()      # the disk may be full: old images make room for the next parts
         return StorageUnavailable(msg)
@@ -836,12 +837,13 @@ class Station:
             if fault is None and is_busy(exc):
                 # an idle station's check met another writer (a deletion of old records, the
                 # watcher): not proof of anything, and a part waits 30 s where this waits 1
-                log.info("the database's write check met a busy database; checked again later: %s", exc)
+                log.info("the database's write check met a busy database; checked again later: %s",
+                         fault_line(exc))
                 return
             if is_refusal(exc):
                 msg = self._fault_message("database", exc)
                 if self.faults.get("database") != msg:    # logged once, not at every probe
-                    log.error("storage fault (database): the write check was refused: %s", exc)
+                    log.error("storage fault (database): the write check was refused: %s", fault_line(exc))
                 self.faults["database"] = msg
             else:
                 log.error("the database's write check failed", exc_info=exc)
@@ -1146,7 +1148,7 @@ class Station:
             insp = self.models.inspector(self.models.active_for(product, line))
             insp.inspect(np.full((256, 256, 3), 128, np.uint8))
         except Exception as exc:  # noqa: BLE001 - a warm-up that fails changes nothing: the part will say
-            log.info("model of %s (line %s) not warmed up: %s", product, line or "*", exc)
+            log.info("model of %s (line %s) not warmed up: %s", product, line or "*", fault_line(exc))
             return False
         return True
 

@@ -32,7 +32,11 @@ restart never inspects a file twice; the station's idempotency (part id + image
 hash) covers a crash between inspection and journal write. It is kept bounded: at start
 (read line by line) and as it grows it is compacted to the entries of files still in the
 folder and the latest ``JOURNAL_KEEP``. A fault that lasts (folder gone, file unreadable,
-done/ not writable) is logged when it starts, then once a minute.
+done/ not writable) is logged when it starts, then once a minute. A file judged that cannot
+leave the folder (done/ or failed/ not writable, the folder mounted read-only, its journal
+with it) is kept as handled in memory: its verdict line given, counted as done, never sent
+again while the watcher runs nor counted as waiting, moved once the folder takes it; said
+once (what came of it, why it stays), then once a minute with how many are left.
 A file written again under the same name while it is being inspected (a camera that always
 writes ``image.bmp``) is not moved: the part inspected is recorded, the new file is left in
 the folder and inspected as the new part it is (before, it went to done/ unjudged). A file
@@ -139,6 +143,14 @@ HEARTBEAT = ("heartbeat",)
 # for ONLY_ASIDE_AFTER_S: a station failing on every part looked like an idle watcher (nothing
 # said, /health "ok" or "behind: the PC does not keep up") until a new part came and failed too
 ONLY_ASIDE = ("only-aside",)
+# files judged (or refused) that cannot leave the folder: done/ or failed/ not writable, or the
+# whole folder read-only (a share mounted so). Said once when it starts, then once a minute with
+# how many are left, not as each file's "not handled; will retry" (a read-only folder said that
+# for every part and sent each to the station again at every retry, "done: 0" at the stop)
+NOT_MOVED = ("not-moved",)
+# the journal cannot be written while the files still leave the folder: a stop in between a
+# part's judging and its move sends it again at the next start (the station answers its record)
+JOURNAL_FAULT = ("journal",)
 
 # The watcher is behind the line when a file ready to be taken has waited this long: said
 # when it starts and when it clears (the oldest waits under half of it), once a minute
@@ -222,6 +234,10 @@ REASON_SUFFIX = ".reason.txt"
 # allows: not Windows), so a link swapped in for either after its check is not followed
 _DIR_FDS = os.rename in os.supports_dir_fd and os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+# what a refusal's log line adds when the file cannot be moved to failed/ (said apart: NOT_MOVED)
+_LEFT = "; it stays in the folder: it cannot be moved to failed/ (said apart)"
 
 
 class OutFolderRefused(OSError):
@@ -357,7 +373,11 @@ class FolderWatcher:
         self._stop = threading.Event()
         self.counts = {"done": 0, "failed": 0, "skipped": 0, "ignored": 0}
         self._writing: set[str] = set()    # files waited for as their writer's (incomplete, empty, corrupt)
-        self.waiting = 0                 # files ready to be taken, at the last look
+        self.waiting = 0                 # files ready to be taken: at the last look, less those taken since
+        self._counted: set[str] = set()  # the files counted in waiting
+        # files judged or refused that could not be moved out of the folder (NOT_MOVED): name ->
+        # what came of them ("judged and stored (id 12, OK)"); not waiting, never sent again
+        self.not_moved: dict[str, str] = {}
         self.oldest_wait_s = 0.0         # how long the oldest of them has waited
         self._looked_at = float("-inf")
         self.status_path = Path(status_path) if status_path else self.folder / STATUS_FILE
@@ -452,13 +472,32 @@ class FolderWatcher:
         self._journal_lines = len(kept)
         if lines > len(kept):
             tmp = self._journal_path.with_name(self._journal_path.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as out:
-                out.writelines(kept.values())
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self._journal_path)
+            try:
+                with open(tmp, "w", encoding="utf-8") as out:
+                    out.writelines(kept.values())
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self._journal_path)
+            except OSError as exc:
+                # a folder mounted read-only: the journal is read all the same, and the watcher
+                # starts (it ended here, before its first part)
+                log.warning("journal %s could not be compacted (%s); it is read whole at each start until it can "
+                            "be", self._journal_path.name, exc)
+                return
             log.info("journal %s compacted: %d of %d entries kept (files still here, the latest %d)",
                      self._journal_path.name, len(kept), lines, JOURNAL_KEEP)
+
+    def _journal_kept(self, entry: dict[str, Any]) -> Optional[OSError]:
+        """Journal ``entry``; the error when the journal cannot be written (a folder mounted
+        read-only): the file handled is then kept in memory only, never sent again while the
+        watcher runs, and what that means is said with the file's move (:meth:`_moved_out`)."""
+        try:
+            self._journal(entry)
+        except OSError as exc:
+            return exc
+        self._faults.ends(JOURNAL_FAULT, logging.INFO, "the journal %(path)s is written again",
+                          path=self._journal_path)
+        return None
 
     def _journal(self, entry: dict[str, Any]) -> None:
         with open(self._journal_path, "a", encoding="utf-8") as fh:
@@ -526,6 +565,15 @@ class FolderWatcher:
 
     # -- scanning ------------------------------------------------------------------
     def _candidates(self) -> list[Path]:
+        out, others, subfolders, not_regular = self._listing()
+        self._note_ignored(others)
+        self._note_subfolders(subfolders)
+        self._note_not_regular(not_regular)
+        return out
+
+    def _listing(self) -> tuple[list[Path], set[str], set[str], set[str]]:
+        """The folder as it is now, nothing said: the image files in name order, and the names
+        of the files of other formats, of the subfolders and of what is not a regular file."""
         out = []
         others = set()
         subfolders = set()
@@ -549,10 +597,7 @@ class FolderWatcher:
                     others.add(e.name)
                     continue
                 out.append(Path(e.path))
-        self._note_ignored(others)
-        self._note_subfolders(subfolders)
-        self._note_not_regular(not_regular)
-        return sorted(out, key=lambda p: p.name)
+        return sorted(out, key=lambda p: p.name), others, subfolders, not_regular
 
     def _note_not_regular(self, names: set[str]) -> None:
         """Say once per entry that a named pipe, socket or device is left alone: it is no
@@ -676,6 +721,7 @@ class FolderWatcher:
                                      "%(name)s: not handled (%(error)s); will retry",
                                      name=shown_name(path.name), error=f"{type(exc).__name__}: {exc}")
                 self._seen.pop(path.name, None)
+            self._count_down(path)
         self._writing &= present
         for name in list(self._seen):
             if name not in present:
@@ -686,6 +732,11 @@ class FolderWatcher:
         for name in list(self._corrupt):
             if name not in present:
                 del self._corrupt[name]
+        for name in [n for n in self.not_moved if n not in present]:
+            del self.not_moved[name]        # moved or removed by hand: out of the folder at last
+        if not self.not_moved:
+            self._faults.ends(NOT_MOVED, logging.WARNING, "no file judged is left in %(folder)s any more (after "
+                              "%(lasted).0f s, %(tries)d moves failed meanwhile)")
         gone = [n for n in self._aside if n not in present]
         for name in gone:
             del self._aside[name]
@@ -709,8 +760,8 @@ class FolderWatcher:
         # counted as waiting and oldest, the watcher said "behind" for as long as it stayed, and
         # /health "the PC does not keep up" with every other part on time. Said apart (set_aside)
         self.set_aside = sorted(n for n, a in self._aside.items() if a.own)
-        ready = [n for n in names if n not in self._writing and n not in self._corrupt and
-                 not (n in self._aside and self._aside[n].own)]
+        ready = self._ready(names)
+        self._counted = set(ready)
         self.waiting = len(ready)
         self.oldest_wait_s = max((now - t for t in map(self._waits_since, ready) if t is not None), default=0.0)
         handled = self.counts["done"] + self.counts["failed"]
@@ -739,6 +790,35 @@ class FolderWatcher:
                               waiting=self.waiting, folder=self.folder, oldest=self.oldest_wait_s,
                               meanwhile=handled - behind["handled"])
         self._write_status(now, force=changed)
+
+    def _ready(self, names: list[str]) -> list[str]:
+        """Of ``names``, the files ready to be taken: not those waited for as their writer's,
+        nor those set aside as their own, nor those judged that could not leave the folder."""
+        return [n for n in names if n not in self._writing and n not in self._corrupt and n not in self.not_moved
+                and not (n in self._aside and self._aside[n].own)]
+
+    def _count_down(self, path: Path) -> None:
+        """A file counted as waiting that is taken (gone from the folder, or judged and left in
+        it) waits no more: ``waiting`` is counted down at once, not at the next look. It was the
+        count of the pass's start until then: a stop 7 files into a pass of 100 said 100 wait
+        for the next start, where 93 did."""
+        if path.name not in self._counted:
+            return
+        if path.name not in self.not_moved and os.path.lexists(path):
+            return        # still there: not taken (waited for, held), or a new photo under its name
+        self._counted.discard(path.name)
+        self.waiting = len(self._counted)
+
+    def _count_left(self) -> None:
+        """Count the files left waiting from the folder as it is now, nothing said (a stop's
+        summary): those that came since the pass began wait for the next start too."""
+        try:
+            names = [p.name for p in self._listing()[0]]
+        except OSError:
+            return        # the folder gone: the count from the last look, less those taken since
+        ready = self._ready(names)
+        self._counted = set(ready)
+        self.waiting = len(ready)
 
     def _waits_since(self, name: str) -> Optional[float]:
         """When the file ``name`` was first seen as it is now (size and time), also when it was
@@ -904,9 +984,13 @@ class FolderWatcher:
             tmp.write_text(json.dumps(status) + "\n", encoding="utf-8")
             os.replace(tmp, self.status_path)
         except OSError as exc:
+            # with a heartbeat (--server) the station hears of the backlog all the same: only
+            # what reads the file on this PC (a plant's monitoring) does not
+            sees = ("the station still hears of this watcher's backlog through its heartbeat; only what reads "
+                    "this file does not" if self.heartbeat is not None else
+                    "the station's /health does not see this watcher's backlog")
             self._faults.happens(STATUS, logging.WARNING, "the watcher's status file %(path)s cannot be written "
-                                 "(%(error)s); the station's /health does not see this watcher's backlog",
-                                 path=self.status_path, error=exc)
+                                 "(%(error)s); %(sees)s", path=self.status_path, error=exc, sees=sees)
         else:
             self._faults.ends(STATUS, logging.INFO, "the watcher's status file %(path)s is written again",
                               path=self.status_path)
@@ -1184,15 +1268,74 @@ class FolderWatcher:
         done["ino"] = ino                  # the same file: not read again while its move fails
         return True
 
-    def _finish(self, path: Path, done: dict[str, Any]) -> None:
+    def _finish(self, path: Path, done: dict[str, Any]) -> bool:
         """Finish the move of a file handled before (to failed/ with its reason when it was
-        refused, to done/ otherwise)."""
+        refused, to done/ otherwise); whether it moved (else said with NOT_MOVED)."""
+        what = self.not_moved.get(path.name) or "handled before"
         if done["status"] == "failed":
-            where = self._to_failed(path, done["reason"] or "refused (see the watcher's log)")
+            where = self._moved_out(path, self.failed_dir, what, None,
+                                    reason=done["reason"] or "refused (see the watcher's log)")
             if where:
                 log.warning("%s moved to %s/ (refused before)%s", shown_name(path.name), self.failed_dir.name, where)
         else:
-            self._move(path, self.done_dir)
+            where = self._moved_out(path, self.done_dir, what, None)
+        return where is not None
+
+    def _moved_out(self, path: Path, folder: Path, what: str, unjournalled: Optional[OSError],
+                   reason: Optional[str] = None) -> Optional[str]:
+        """Move a file handled (``what`` came of it: "judged and stored (id 12, OK)") to
+        ``folder``, done/ or failed/ (there with ``reason`` beside it: :meth:`_to_failed`); what
+        the log line adds about where it went, or None when it could not be moved. Such a file
+        stays in the folder, kept as handled: never sent again while the watcher runs, not
+        counted as waiting, moved when the folder takes it again; said once, then once a minute
+        (NOT_MOVED), not as a file "not handled" at every retry. ``unjournalled``: the error
+        the journal gave for it (the folder read-only: it cannot say a restart has it)."""
+        try:
+            if reason is not None:
+                where = self._to_failed(path, reason)
+            else:
+                self._move(path, folder)
+                where = ""
+        except OSError as exc:
+            self._not_moved(path, folder, what, exc, unjournalled)
+            return None
+        self.not_moved.pop(path.name, None)
+        if unjournalled is not None:
+            self._faults.happens(
+                JOURNAL_FAULT, logging.WARNING,
+                "the journal %(path)s cannot be written (%(error)s): the files still go to done/ and failed/, but "
+                "one judged and not yet moved when the watcher stops is sent again at its next start (the station "
+                "answers the record it has); check the folder's permissions and free space",
+                path=self._journal_path, error=f"{type(unjournalled).__name__}: {unjournalled}")
+        return where
+
+    def _not_moved(self, path: Path, folder: Path, what: str, exc: OSError,
+                   unjournalled: Optional[OSError]) -> None:
+        """Say that ``path`` (``what`` came of it) cannot leave the folder for ``folder``."""
+        self.not_moved[path.name] = what
+        self._seen.pop(path.name, None)     # its move tried again once it settles again, not at every poll
+        read_only = errno.EROFS in (exc.errno, getattr(unjournalled, "errno", None))
+        if read_only:
+            why = f"{self.folder} is read-only"
+            stays = (f"it can be neither moved to {folder.name}/ nor recorded in the watcher's journal, so it stays "
+                     "in the folder")
+            fix = "make the folder writable (mount it read-write): the files are moved then"
+        else:
+            why = f"{folder.name}/ does not take it ({type(exc).__name__}: {exc})"
+            stays = "it stays in the folder" + (f", and the watcher's journal cannot be written either "
+                                                f"({unjournalled})" if unjournalled is not None else "")
+            fix = f"check {folder.name}/'s permissions and free space: the files are moved then"
+        restart = ("; after a restart it is sent again and the station answers the record it has, no second part"
+                   if unjournalled is not None else "")
+        left = sorted(self.not_moved)
+        named = ", ".join(shown_name(n) for n in left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        self._faults.happens(
+            NOT_MOVED, logging.ERROR,
+            "%(name)s: %(what)s, but %(why)s: %(stays)s. It is not sent again while this watcher runs%(restart)s; "
+            "%(fix)s",
+            still="still %(files)d files judged but left in the folder (%(named)s): %(why)s; %(fix)s",
+            name=shown_name(path.name), what=what, why=why, stays=stays, restart=restart, fix=fix,
+            files=len(left), named=named, folder=self.folder)
 
     def _left_in_place(self, path: Path, what: str) -> None:
         """A file handled (recorded, journalled) but no longer the one at its name: left."""
@@ -1212,8 +1355,8 @@ class FolderWatcher:
             if self._same_as_handled(path, done, ino):
                 # handled (before a restart, or a move that failed) but not moved: finish
                 # the move only; never inspected twice
-                self._finish(path, done)
-                self.counts["skipped"] += 1
+                if self._finish(path, done):
+                    self.counts["skipped"] += 1
                 return False
             log.info("%s is a new file with the name, size and time of one handled before (another photo): "
                      "inspected as a new part", shown_name(path.name))
@@ -1386,7 +1529,7 @@ class FolderWatcher:
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": None,
                  "sha256": hashlib.sha256(data).hexdigest() if data is not None else None, "at": time.time(),
                  "status": "failed", "reason": reason}
-        self._journal(entry)
+        unjournalled = self._journal_kept(entry)
         self._handled[self._entry_key(path.name, *sig)] = _done_entry("failed", reason, entry["sha256"], ino)
         self.counts["failed"] += 1
         if not self._still(path, sig, ino, entry["sha256"]):
@@ -1394,8 +1537,8 @@ class FolderWatcher:
             # the reason of the file before it
             self._left_in_place(path, f"refused ({reason})")
             return
-        where = self._to_failed(path, reason)
-        log.warning("%s refused: %s%s", shown_name(path.name), reason, where)
+        where = self._moved_out(path, self.failed_dir, "refused", unjournalled, reason=reason)
+        log.warning("%s refused: %s%s", shown_name(path.name), reason, _LEFT if where is None else where)
 
     def _handle(self, path: Path, sig: tuple[int, int], data: bytes, waiting: bool = False,
                 ino: Optional[int] = None) -> bool:
@@ -1418,7 +1561,7 @@ class FolderWatcher:
                          self.incomplete_after_s)
                 return False
             entry.update(status="failed", reason=str(exc))
-            self._journal(entry)
+            unjournalled = self._journal_kept(entry)
             self._handled[self._entry_key(path.name, *sig)] = _done_entry("failed", str(exc), entry["sha256"], ino)
             self.counts["failed"] += 1
             self._corrupt.pop(path.name, None)
@@ -1427,8 +1570,8 @@ class FolderWatcher:
             if not self._still(path, sig, ino, entry["sha256"]):
                 self._left_in_place(path, f"refused ({exc})")
                 return True
-            where = self._to_failed(path, str(exc))
-            log.warning("%s refused: %s%s", shown_name(path.name), exc, where)
+            where = self._moved_out(path, self.failed_dir, "refused by the station", unjournalled, reason=str(exc))
+            log.warning("%s refused: %s%s", shown_name(path.name), exc, _LEFT if where is None else where)
             return True
         except Exception as exc:  # noqa: BLE001 - station down, disk full, no model yet: retry next poll
             if failed_on_request(exc) or timed_out_on_request(exc):
@@ -1456,7 +1599,9 @@ class FolderWatcher:
             self._save_aside()
         self._corrupt.pop(path.name, None)
         entry.update(status="done", id=result.get("id"), verdict=result.get("verdict"))
-        self._journal(entry)
+        # kept as handled also when the journal cannot be written (a folder mounted read-only):
+        # an exception here left the part unknown, sent again at every retry and never counted
+        unjournalled = self._journal_kept(entry)
         self._handled[self._entry_key(path.name, *sig)] = _done_entry("done", None, entry["sha256"], ino)
         self.counts["done"] += 1
         # written again under the same name while it was inspected (a camera that always
@@ -1464,7 +1609,9 @@ class FolderWatcher:
         if not self._still(path, sig, ino, entry["sha256"]):
             self._left_in_place(path, f"recorded ({result.get('verdict')}, id {result.get('id')})")
         else:
-            self._move(path, self.done_dir)
+            self._moved_out(path, self.done_dir, f"judged and stored (id {result.get('id')}, "
+                                                 f"{result.get('verdict')})", unjournalled)
+        # the verdict line also for a part that could not leave the folder: it was judged
         if self.on_result:
             self.on_result(path, result)
         return True
@@ -1629,6 +1776,7 @@ class FolderWatcher:
             # also after Ctrl-C (KeyboardInterrupt out of the loop): "running": false, not a
             # watcher that hangs (the station's /health said "stopped or hung" a minute later)
             self._running = False
+            self._count_left()
             self._write_status(time.monotonic(), force=True)
             self._say_faults_at_stop()
 

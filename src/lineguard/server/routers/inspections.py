@@ -28,7 +28,8 @@ from ...line.xlsx import TooManyRows
 from ...line.station import (Part, Station, _iso, count_parts, inspection_to_dict, part_history,
                               return_freed_memory)
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
-from ..schemas import InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors, refuse_odd_form_fields
+from ..schemas import (InspectionOut, InspectionPage, PartNames, ReviewIn, ReviewList, errors, refuse_blank_form_fields,
+                       refuse_odd_form_fields)
 from .spc import SINCE_HELP, TIME_TEXT, UNTIL_HELP, plant_time
 
 log = logging.getLogger("lineguard.server")
@@ -93,6 +94,8 @@ async def create_inspection(
     serial: Optional[str] = Form(None, max_length=200, examples=[""],
                                  description="the part's serial, if it has one (a test part is known by it)"),
     station: Station = Depends(get_station), caller: Caller = Depends(require("operator")),
+    # after the key's check: a part id sent blank is said as blank, not as "Field required"
+    _blank: None = Depends(refuse_blank_form_fields),
 ) -> JSONResponse:
     # the form is parsed already (FastAPI took the last image of several): which one the
     # sender meant is unknown, so none is judged
