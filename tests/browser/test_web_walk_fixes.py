@@ -147,8 +147,8 @@ def test_a_session_ended_elsewhere_sends_the_line_view_to_sign_in_saying_why(pag
     assert "why=expired" in page.url and "next=%2Fapp%2F" in page.url
     expect(page.locator("#signin-why")).to_be_visible()
     assert len(to_signin) == 1, to_signin
-    expect(page.locator("#signin-why")).to_have_text("Your session ended (signed in too long ago or signed out "
-                                                     "elsewhere): sign in again to go on.")
+    expect(page.locator("#signin-why")).to_contain_text("This screen's sign-in ended: its key was revoked, it was "
+                                                        "signed out elsewhere, or it was signed in too long ago.")
     # a first visit, never signed in: nothing ended, nothing said
     fresh = pages(role="")
     fresh.page.goto("/app/")

@@ -122,16 +122,18 @@ LAST_ADMIN = ("it is the station's last active admin (keys and users together); 
               "(`lineguard keys create --role admin` or `lineguard users add NAME --role admin`)")
 
 
-def refuse_last_admin(session: Session, role: str, active: bool, what: str) -> None:
-    """Conflict if taking away this admin (``what``) would leave the station with none."""
+def refuse_last_admin(session: Session, role: str, active: bool, what: str, doing: str = "remove") -> None:
+    """Conflict if taking away this admin (``what``) would leave the station with none;
+    ``doing``: the action refused, as the person asked for it ("disable": the Admin page's
+    Disable said "cannot remove")."""
     if role != "admin" or not active:
         return
     _lock_admins(session)
     if active_admins(session) <= 1:
-        raise Conflict(f"cannot remove {what}: {LAST_ADMIN}")
+        raise Conflict(f"cannot {doing} {what}: {LAST_ADMIN}")
 
 
-def refuse_no_admin_left(session: Session, what: str) -> None:
+def refuse_no_admin_left(session: Session, what: str, doing: str = "remove") -> None:
     """After the change is written (flushed): Conflict if no active admin is left.
 
     The check before the change (``refuse_last_admin``) gives the message early, but on
@@ -140,19 +142,19 @@ def refuse_no_admin_left(session: Session, what: str) -> None:
     commit (SQLite lets one writer at a time; PostgreSQL holds the admin rows)."""
     session.flush()
     if active_admins(session) == 0:
-        raise Conflict(f"cannot remove {what}: {LAST_ADMIN}")
+        raise Conflict(f"cannot {doing} {what}: {LAST_ADMIN}")
 
 
 def disable_user(session: Session, user_id: int, by: Optional[str] = None) -> User:
     """Disable a user and end their sessions; NotFound, or Conflict for the last admin."""
     user = _user(session, user_id)
-    refuse_last_admin(session, user.role, not user.disabled, f"user {user.username!r}")
+    refuse_last_admin(session, user.role, not user.disabled, f"user {user.username!r}", doing="disable")
     if not user.disabled:
         audit.record(session, "user.disabled", f"user {user.username}", by, role=user.role)
     was_active = not user.disabled
     user.disabled = True
     if user.role == "admin" and was_active:
-        refuse_no_admin_left(session, f"user {user.username!r}")
+        refuse_no_admin_left(session, f"user {user.username!r}", doing="disable")
     session.execute(delete(SignInSession).where(SignInSession.user_id == user.id))
     return user
 

@@ -307,9 +307,13 @@ def lift_sign_in_locks(request: Request, station: Station = Depends(get_station)
     locks = _throttle(request).locks()
     if locks:     # none lifted, none logged: the log holds changes made
         with station.db.session() as s:
-            # the names tried are not logged: a password typed into the name field would stay there
-            audit.record(s, "sign_in.locks_lifted", "sign-in lock-outs", caller.who,
-                         addresses=[d["value"] for d in locks if d["kind"] == "address"][:50],
-                         names=sum(1 for d in locks if d["kind"] == "name"))
+            # The station's users whose lock-outs were lifted are named ("names": 1 said whose
+            # to nobody); any other name tried is only counted: a password typed into the name
+            # field would stay in the log
+            tried = [find_user(s, d["value"]) for d in locks if d["kind"] == "name"]
+            users = sorted({u.username for u in tried if u is not None})[:50]
+            audit.record(s, "sign_in.locks_lifted", "sign-in lock-outs" + (f" of {', '.join(users)}" if users else ""),
+                         caller.who, addresses=[d["value"] for d in locks if d["kind"] == "address"][:50],
+                         names=len(tried), users=users or None)
     _throttle(request).lift()
     return {"lifted": len(locks)}

@@ -44,7 +44,8 @@ LG.start(async (main, me) => {
     const role = select("role", ["operator", "engineer", "admin"], u.role);
     role.setAttribute("aria-label", `role of ${u.username}`);
     role.addEventListener("change", async () => {
-      if (!confirm(`Make ${u.username} ${role.value === "admin" ? "an" : "a"} ${role.value}? Their open sign-ins `
+      // "an engineer", "an operator", "an admin"
+      if (!confirm(`Make ${u.username} ${/^[aeiou]/.test(role.value) ? "an" : "a"} ${role.value}? Their open sign-ins `
         + "get the new role at once.")) { role.value = u.role; return; }
       await changeUser(u, {role: role.value}, `${u.username} is now ${role.value}`);
     });

@@ -24,8 +24,13 @@ LG.start(async (main) => {
   const table = h("div", {class: "table-wrap", id: "changes"});
   const more = h("button", {type: "button", class: "secondary", hidden: true}, "Older changes");
   main.append(h("div", {class: "row"}, h("h1", {class: "grow"}, "Change log"), csv),
-    h("p", {class: "muted"}, "Every change to the station's models, thresholds, defect types, test parts, keys "
-      + "and users, written with the change itself; nothing here can be edited."), form, table, h("p", {}, more));
+    // every family of the log's actions (line/audit.py ACTIONS) named: the list said models to
+    // users only, and an engineer looking for who changed an alarm rule did not look here
+    h("p", {class: "muted", id: "changes-what"}, "Every change to the station's settings: its models (thresholds "
+      + "too) and reference photos, defect types, test parts, alarm rules and alarm causes, keys, users and "
+      + "sign-in lock-outs lifted, reports issued, signed or withdrawn, records deleted, and the settings each "
+      + "station process started with. Written with the change itself; nothing here can be edited."),
+    form, table, h("p", {}, more));
 
   function filters() {
     const f = form.elements;

@@ -89,7 +89,8 @@ const LG = (() => {
     try {
       if (lost) sessionStorage.setItem(LOST_KEY, String(lost).slice(0, 200));
     } catch (_e) { /* storage off: the session's end is said without it */ }
-    location.assign("/app/signin" + q({next: here, why}));
+    // signed in with a key or as a user: the sign-in page names what can end that one
+    location.assign("/app/signin" + q({next: here, why, as: why && me ? me.kind : undefined}));
   }
   // the sign-in page's note of a change refused for the ended session, read once
   function takeLost() {
@@ -198,9 +199,10 @@ const LG = (() => {
     if (!el) return;
     el.className = kind;
     el.textContent = msg;
+    delete el.dataset.notTaken;     // a tap not taken is said once, after what was said before it
     if (offline && kind === "error") el.dataset.offline = "1"; else delete el.dataset.offline;
     clearTimeout(statusTimer);
-    if (kind !== "error") statusTimer = setTimeout(() => { el.textContent = ""; el.className = ""; }, 6000);
+    if (kind !== "error") statusTimer = setTimeout(() => { el.textContent = ""; el.className = ""; delete el.dataset.notTaken; }, 6000);
   }
 
   // An error stays on screen until read; a new try (any form sent) takes it away, so it
@@ -216,11 +218,19 @@ const LG = (() => {
   const SETTLE_MS = 600;
   let settledAt = 0;
   const settle = () => { settledAt = Date.now(); };
-  // true (and said, so a tap that does nothing is not a mystery) in the moment after a change
+  // true (and said, so a tap that does nothing is not a mystery) in the moment after a change.
+  // What the status line said stays: a double tap's first tap was taken ("Alarm 1
+  // acknowledged."), and "tap again" alone told the operator it was lost, so the next alarm
+  // was acknowledged unread. An error stays as it is, to be read.
+  const NOT_TAKEN = "What is on screen just changed: look, then tap again.";
   function settling() {
     if (Date.now() - settledAt >= SETTLE_MS) return false;
     const el = document.getElementById("status");
-    if (!el || el.className !== "error") say("What is on screen just changed: look, then tap again.", "info");
+    if (!el || el.className === "error" || el.dataset.notTaken) return true;
+    const before = el.textContent.trim();
+    say(before ? `${before} Your next tap was not taken: what is on screen had just changed. Look, then tap again.`
+      : NOT_TAKEN, el.className === "ok" ? "ok" : "info");
+    el.dataset.notTaken = "1";
     return true;
   }
 

@@ -31,8 +31,27 @@ LG.start(async (main) => {
     autocomplete: "off", spellcheck: "false", enterkeyhint: "search", id: "part-search"});
   const findForm = h("form", {class: "filters panel", id: "find-part", role: "search"},
     field("part id or serial", partBox), h("button", {type: "submit"}, "Find"));
+  // the product's defect types offered as one types (the defaults with no product), and
+  // followed when another product is typed: the list was the opening product's all along
   const dl = h("datalist", {id: "types"});
-  (await LG.defectTypes(p.product)).forEach((t) => dl.appendChild(h("option", {value: t})));
+  let typeList = [];
+  async function offerTypes(product) {
+    const got = await LG.defectTypes(product);
+    if (product !== form.elements.product.value.trim()) return;     // another product typed meanwhile
+    typeList = got.slice();
+    clear(dl).append(...typeList.map((t) => h("option", {value: t})));
+  }
+  await offerTypes((p.product || "").trim());
+  form.elements.product.addEventListener("change", () => offerTypes(form.elements.product.value.trim()).catch(() => {}));
+  // A type typed in another case than its list's ("Crack" for "crack") found nothing, where a
+  // line, station or product in any case finds its parts: the list's spelling is asked for (a
+  // product's list has no two types alike but for case), and shown in the field
+  function typeAsListed(el) {
+    const typed = el.value.trim();
+    const listed = typeList.find((t) => t.toLowerCase() === typed.toLowerCase());
+    if (listed && listed !== typed) el.value = listed;
+    return listed || typed;
+  }
   // the lines and products the records hold, suggested as one types (any case finds them)
   const names = await api("/api/v1/inspections/names").catch(() => ({lines: [], products: []}));
   const lines = h("datalist", {id: "lines"}, names.lines.map((n) => h("option", {value: n})));
@@ -56,7 +75,7 @@ LG.start(async (main) => {
     const f = form.elements;
     return {line: f.line.value.trim(), station: f.station.value.trim(), product: f.product.value.trim(),
       lot: f.lot.value.trim(), since: asGiven("since"), until: asGiven("until"),
-      verdict: f.verdict.value, defect_type: f.defect_type.value.trim(), reviewed: f.reviewed.value,
+      verdict: f.verdict.value, defect_type: typeAsListed(f.defect_type), reviewed: f.reviewed.value,
       test_parts: f.test_parts.value, photo_doubted: f.photo_doubted.value};
   }
 

@@ -565,17 +565,32 @@ LG.start(async (main) => {
         showRefs(want).catch(LG.fail);
       }
     });
-    showActive = async () => {
-      const want = prod.value.trim(), ln = line.value.trim(), n = ++asked;
-      showReference(n).catch(() => {});
+    // fill: the form opened, or another product typed: a line left empty is filled in where the
+    // product is active on one line only (its version is the one a retrain there replaces; empty,
+    // the station trains a product-wide first model, "none: fast", beside it)
+    let opened = false;
+    showActive = async (fill = !opened) => {
+      const want = prod.value.trim(), n = ++asked;
       const items = want ? (await api("/api/v1/models" + LG.q({product: want}))).items : [];
       if (n !== asked) return;           // another product typed meanwhile
+      opened = true;
       const live = items.filter((x) => x.active);
+      const lines = [...new Set(live.map(lineOf))];
+      if (fill && !line.value.trim() && lines.length === 1 && lines[0]) line.value = lines[0];
+      const ln = line.value.trim();
+      showReference(n).catch(() => {});
       const m = live.find((x) => lineOf(x) === ln) || live.find((x) => lineOf(x) === "");
       activeRow = m || null;
+      // the versions active on other lines, which a retrain for this line (or for none) leaves as they are
+      const elsewhere = live.filter((x) => lineOf(x) !== ln).map((x) => `v${x.version} on line ${lineOf(x)}`);
       profile.options[0].textContent = m ? `as the active version (v${m.version})`
-        : "as the active version (none: fast)";
-      activeEl.textContent = !m ? "No version is active for this product and line: a first model trains with the "
+        : `as the active version (none ${ln ? "on line " + ln : "product-wide"}: fast)`;
+      activeEl.textContent = !m && elsewhere.length ? `${want} has an active version on another line (`
+        + `${elsewhere.join(", ")}), none ${ln ? "on line " + ln + " and none product-wide" : "product-wide"}: `
+        + (ln ? `a retrain for line ${ln} trains that line's first model` : "with the line left empty, a retrain "
+          + "trains a product-wide model from every line's parts, as a first model")
+        + ", with the fast profile and no review band. Type the line whose version it is to retrain that one."
+        : !m ? "No version is active for this product and line: a first model trains with the "
         + "fast profile and no review band."
         : `Left as the active version, a retrain keeps what v${m.version} has: `
           // its detector too (the station keeps it when none is sent): named where it is not the default
@@ -586,7 +601,7 @@ LG.start(async (main) => {
           + ", its false-reject target. A profile chosen here trains at that profile's own input size instead.";
     };
     // the settings asked were another version's
-    prod.addEventListener("change", () => { forget(); showActive().catch(LG.fail); });
+    prod.addEventListener("change", () => { forget(); showActive(true).catch(LG.fail); });
     line.addEventListener("change", () => { forget(); showActive().catch(LG.fail); });
     const trainBtn = form.querySelector("button[type=submit]");
     form.addEventListener("submit", async (e) => {

@@ -24,7 +24,19 @@ LG.start(async (main) => {
   const boxes = svg("svg", {class: "boxes", viewBox: `0 0 ${w || 1} ${hgt || 1}`, preserveAspectRatio: "none", role: "img",
     "aria-label": nRegions ? `${nRegions} defect region${nRegions === 1 ? "" : "s"} marked on the part` : "no defect regions marked"},
     (it.regions || []).map((r) => svg("rect", {x: r.box[0], y: r.box[1], width: r.box[2], height: r.box[3]})));
-  const viewer = h("div", {class: "viewer", id: "viewer"}, base, heat, boxes);
+  // the label the overlay and the review page's picture carry ("NG 36.8 / 19.9"): the
+  // page's words below name it, and its photo had none
+  const told = (v) => v !== null && v !== undefined;
+  const photoLabel = it.stored.image && told(it.score) && told(it.threshold)
+    ? h("span", {class: "photo-label", id: "photo-label"},
+      `${it.verdict} ${LG.g3(it.score)} / ${LG.g3(it.threshold)}`) : null;
+  if (photoLabel) {
+    // over the photo's corner, as the overlay draws it (the page's style sheet has no rule for it)
+    Object.assign(photoLabel.style, {position: "absolute", left: "0", top: "0", padding: "0.2em 0.45em",
+      background: "rgba(0, 0, 0, 0.7)", color: "#fff", font: "600 0.9rem/1.3 system-ui, sans-serif",
+      pointerEvents: "none"});
+  }
+  const viewer = h("div", {class: "viewer", id: "viewer"}, base, heat, boxes, photoLabel);
   const opacity = h("input", {type: "range", min: 0, max: 100, value: 45, id: "heat-opacity"});
   const setOpacity = () => { if (heat) heat.style.opacity = String(opacity.value / 100); };
   opacity.addEventListener("input", setOpacity);
@@ -89,8 +101,7 @@ LG.start(async (main) => {
           + (it.review_threshold !== null && it.review_threshold !== undefined
             ? ", between the review threshold and it a person decides (REVIEW)" : "") + "."
           // the photo's own label ("NG 71.8 / 36.3") is the first score an operator sees here
-          + (it.threshold !== null && it.threshold !== undefined && it.score !== null && it.score !== undefined
-            ? ` The label on the photo, “${it.verdict} ${LG.g3(it.score)} / ${LG.g3(it.threshold)}”, is the verdict, `
+          + (photoLabel ? ` The label on the photo, “${it.verdict} ${LG.g3(it.score)} / ${LG.g3(it.threshold)}”, is the verdict, `
               + "the score and the NG threshold." : "")),
         facts)),
     h("div", {class: "row"},

@@ -48,9 +48,20 @@ document.addEventListener("DOMContentLoaded", () => {
   h("p", {}, h("button", {type: "submit"}, "Sign in")));
 
   // sent here by a page whose session the station no longer takes (common.js toSignIn)
+  // The station's 401 does not say which of its causes ended it: each one that can end this
+  // kind of sign-in is named. "Signed in too long ago or signed out elsewhere" alone sent a
+  // wall display whose key was revoked to sign in again with the same key.
   const lost = LG.takeLost();
-  const why = LG.params().why === "expired" ? h("p", {class: "signin-why", id: "signin-why", role: "alert"},
-    "Your session ended (signed in too long ago or signed out elsewhere): sign in again to go on."
+  const ENDED = {
+    key: "This screen's sign-in ended: its key was revoked, it was signed out elsewhere, or it was signed in "
+      + "too long ago. Sign in again to go on (a revoked key is not taken again: ask an admin for a new one).",
+    user: "Your sign-in ended: your user was disabled or given a new password, you signed out elsewhere, or you "
+      + "signed in too long ago. Sign in again to go on (a password not taken: an admin can reset it).",
+  };
+  const params = LG.params();
+  const why = params.why === "expired" ? h("p", {class: "signin-why", id: "signin-why", role: "alert"},
+    (ENDED[params.as] || "Your sign-in ended: signed in too long ago, signed out elsewhere, its key revoked, or "
+      + "the user disabled or given a new password. Sign in again to go on.")
     + (lost ? ` Not saved: ${lost}. Do it again once signed in.` : "")) : null;
   // append() writes a null as the text "null" under the heading: left out when nothing ended
   main.append(h("h1", {}, "Sign in to this station"), ...(why ? [why] : []),
