@@ -11,7 +11,7 @@ from typing import Any, Iterator, Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.background import BackgroundTask
 
 from ...line import part_names, part_records
@@ -173,7 +173,31 @@ def part_filters(
                    serial=(serial or "").strip() or None,
                    photo_doubted=photo_doubted, audit_sample=audit_sample)
     # a line or product typed as "l1" or "cell " finds the parts of "L1", "cell"
-    return part_names.resolve_filters(station.db, filters)
+    filters = part_names.resolve_filters(station.db, filters)
+    filters["defect_type"] = _stored_defect_type(station, filters["defect_type"], filters["product"])
+    return filters
+
+
+def _stored_defect_type(station: Station, defect_type: Optional[str], product: Optional[str]) -> Optional[str]:
+    """A defect type typed in another case ("Crack") as it is spelt on the product's list or in
+    the parts reviewed as it ("crack"), as a line or product is: the gallery found no part for
+    "Crack" while "l1" and "CELL" found theirs. The comparison stays exact (along its index);
+    one spelling is all there is, since a product's list refuses two types told apart by case."""
+    if not defect_type:
+        return defect_type
+    with station.db.session() as s:
+        if s.scalar(select(Inspection.id).where(Inspection.defect_type == defect_type).limit(1)) is not None:
+            return defect_type
+        products = [product] if product else part_names.stored_names(station.db, "product")
+        folded = defect_type.casefold()
+        for t in sorted({t for p in products for t in defect_types(s, p)}):
+            if t.casefold() == folded:
+                return t
+        # a type taken off the list since: the parts reviewed as it keep its spelling
+        stored = s.scalar(select(Inspection.defect_type).where(Inspection.defect_type.is_not(None),
+                                                               func.lower(Inspection.defect_type) == folded.lower())
+                          .limit(1))
+    return stored or defect_type
 
 
 @router.get("/names", summary="The lines and products the records hold (for a filter's suggestions)",
