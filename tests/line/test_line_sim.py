@@ -183,7 +183,7 @@ def test_after_a_wrong_recipe_the_recipe_is_written_before_the_clear_error(plc_s
     assert r.returncode == 0 and "answered 1/1" in r.stdout, r.stdout + r.stderr
     assert "line alarm at the station: none (AlarmCode 0)" in r.stdout, r.stdout
     # one part to a ready station is no overrun (the simulator's own first steps counted one)
-    assert "overruns 0 (parts the station was not ready for when they came" in r.stdout, r.stdout
+    assert "overruns 0 (parts that came while the station was not ready for them" in r.stdout, r.stdout
 
 
 def test_a_run_stopped_by_the_station_going_away_reports_its_parts_so_far(plc_station, tmp_path):

@@ -177,7 +177,7 @@ def test_sweep_deletes_what_no_record_names_and_refuses_a_database_that_names_no
     assert (data / "images" / orphan).exists()
     # a mistyped --db: refused, and no database made there
     r = _lineguard("sweep", "--data", str(data), "--db", f"sqlite:///{tmp_path / 'other.db'}")
-    assert r.returncode == 2 and "no database at" in r.stderr and not (tmp_path / "other.db").exists()
+    assert r.returncode == 2 and "no station database at" in r.stderr and not (tmp_path / "other.db").exists()
     # another station's database: it names none of these images
     other = Station(StationConfig(data_dir=tmp_path / "other", min_free_gb=0, store_sweep_h=0),
                     loader=FakeInspector.load)
@@ -297,7 +297,7 @@ def test_parts_writes_a_stopped_stations_records_to_a_spreadsheet(tmp_path):
         assert [row["part_id"] for row in rows] == want
     # a mistyped station: refused, nothing written, no database made
     r = _lineguard("parts", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.csv"))
-    assert r.returncode == 2 and "no database" in r.stderr
+    assert r.returncode == 2 and "no station database" in r.stderr
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "nowhere").exists()
     assert not list(tmp_path.glob(".*.tmp")) and not list((tmp_path / "out").glob(".*.tmp"))
     (tmp_path / "a-file").write_text("not a folder")

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 import click
 
 from .station import (_config, _database_shown, _folder_checked, _new, _new_schema, _schema_without_station,
-                      data_option, db_options, keys_app, no_station_database)
+                      data_option, db_options, keys_app, no_station_database, schema_slip_said)
 
 # the station's place, as every command that opens one takes it (alarm_rules' too)
 _data = data_option()
@@ -55,8 +55,11 @@ def _database(data: Path, db: Optional[str], db_schema: Optional[str] = None, ex
     try:
         if (existing or read_only) and cfg.sqlite_path is None \
                 and not sql_inspect(database.engine).has_table("inspections", schema=db_schema):
+            # a slip of a station's schema named (keys list --db-schema walkd_bot for walkd_boot),
+            # as old-records and serve say it
             fail(f"no station in {where}" + (f" schema {db_schema!r}" if db_schema else "")
-                 + ": check --db and --db-schema" + ("; for a new station, add --new" if new_hint else ""))
+                 + (schema_slip_said(database.engine, db_schema) or ": check --db and --db-schema")
+                 + ("; for a new station, add --new" if new_hint else ""))
         try:
             found = database.check_schema()
         except SchemaTooNew as exc:

@@ -111,13 +111,14 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
     if rep.stopped:
         click.echo(f"line-sim: stopped after {rep.triggered} of {parts} parts: {rep.stopped}", err=True)
     click.echo(f"answered {summary['answered']}/{parts} in {rep.wall_s:.1f} s "
-               f"({summary['achieved_rate_per_s']}/s); results {summary['result_codes']}")
+               f"({summary['rate']}); results {summary['result_codes']}")
     if lat["p50"] is not None:
         click.echo(f"trigger to ResultsValid: p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, "
                    f"max {lat['max']} ms")
     click.echo(f"missed windows ({window_ms:g} ms): {summary['missed_windows']} (timeouts {rep.timeouts}, "
-               f"late {rep.late}, no answer {rep.no_answer}); overruns {rep.overruns} (parts the station was not "
-               f"ready for when they came, sent a period late); "
+               f"late {rep.late}, no answer {rep.no_answer}); overruns {rep.overruns} (parts that came while the "
+               "station was not ready for them (the part before not yet answered and acknowledged), sent more than "
+               "a period late); "
                f"answers for another part {rep.mismatched}")
     if alarm:
         from ..line.alarms import kinds_of_code

@@ -16,7 +16,7 @@ from typing import Optional
 import click
 
 from .core import PathArg
-from .station import data_option, db_options
+from .station import data_option, db_options, station_said
 
 _data = data_option()
 _db = db_options()
@@ -118,7 +118,7 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
                + f"; {total} in all: the next retrain learns them beside the stored parts reviewed good")
     other = {wh: n for wh, n in kept.items() if wh not in given}
     if other and given and not any(wh in kept for wh in given):
-        where, hidden = _station_said(data, db, db_schema)
+        where, hidden = station_said(data, db, db_schema)
         # A replaced camera of another resolution: the old camera's photos kept beside the new
         # one's, every retrain learns both, and its photo check then passes either camera's
         # photos (the old lamp or exposure coming back among them unnoticed).
@@ -130,28 +130,6 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
                    + " --size " + " --size ".join(f"{w}x{h}" for w, h in sorted(other))
                    + (" (with the database password where *** stands; docs/camera-change.md)" if hidden
                       else " (docs/camera-change.md)"))
-
-
-def _station_said(data: Path, db: Optional[str], db_schema: Optional[str]) -> tuple[str, bool]:
-    """The station's place as a command given next takes it: the folder (the photos' files are
-    there, a PostgreSQL station's too), and the database and schema this command opened. The
-    warning's remove command once left out --db and --db-schema: a PostgreSQL station's was
-    refused ("no station"). The database never with its password: ``***`` in its place (the
-    admin gives it again: the second value says one was hidden), or ``"$LINEGUARD_DB"`` where
-    the URL came from that variable."""
-    from click.core import ParameterSource
-
-    from ..line.config import without_password
-    said, hidden = f" --data {shlex.quote(str(data))}", False
-    if db:
-        if click.get_current_context().get_parameter_source("db") == ParameterSource.COMMANDLINE:
-            shown = without_password(db)
-            said, hidden = said + f" --db {shlex.quote(shown)}", shown != db
-        else:       # from LINEGUARD_DB: the shell gives it again, password and all
-            said += ' --db "$LINEGUARD_DB"'
-    if db_schema:
-        said += f" --db-schema {shlex.quote(db_schema)}"
-    return said, hidden
 
 
 def _sizes_said(sizes: dict[tuple[int, int], int]) -> str:

@@ -440,6 +440,18 @@ def db_wait_option(command: str, given: str):
              "database or a newer schema is never waited for (exit 2).")
 
 
+def station_log() -> None:
+    """The log of a station run by this command (serve; watch and camera inspecting here,
+    --data), on stderr: INFO and up, each line with its time, logger and level. Without it
+    the station in watch's or camera's process said its WARNING lines alone: a part
+    inspected again with another photo, the database taking writes again, a sink delivering
+    again were dropped, where serve's log says them. Alembic's INFO stays out: its plugin
+    list at every start is noise."""
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 @_env_in_help()
 @click.command()
 @click.option("--data", type=PathArg, default=Path("./station"), show_default=True,
@@ -559,11 +571,9 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
           alarm_escalate_again_min: float, shift_starts: Optional[str], timezone: Optional[str],
           new: bool = False) -> None:
     """Run the inspection station: REST API (docs at /docs), storage, metrics."""
-    import logging
     from ..server.app import PortRefused, bind_port, create_app, open_station, run_server
     from ._term import fail
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)   # its plugin list at every start is noise
+    station_log()
     cfg = _station_config(line=line, product=product, new_product=new_product, plc_line=plc_line,
                           plc_station=plc_station,
                           modbus_port=modbus_port,
@@ -1411,6 +1421,12 @@ _watcher_db_schema = click.option("--db-schema", default=None, callback=_schema_
                                        f"--db-schema); {SCHEMA_NAME_RULE}.")
 
 
+# watch's and camera's two ways to a station: one of them
+_SERVER_HELP = "The station server the parts are sent to, e.g. http://127.0.0.1:8000 (or --data, not both)."
+_API_KEY_HELP = "Operator key for --server. [env: LINEGUARD_API_KEY]"
+_DATA_HELP = "Inspect in this process with the station folder DIR (or --server, not both)."
+
+
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
                mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: Optional[float] = None,
@@ -1421,8 +1437,17 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     command ends here (exit 2): every part would be refused. Its database server not
     taking connections yet is waited for as serve waits (``db_wait``: --db-wait)."""
     from ..line.sources import local_submitter, remote_submitter
+    from ._term import fail
     keeping = keeping or {}
     if server:
+        here = [flag for flag, value in (("--data", data), ("--db", db), ("--db-schema", db_schema))
+                if value is not None]
+        if here:
+            # the part went to --server (recorded with source api) and --data was never
+            # opened: one of the two was a slip, and the watcher did not say which it took
+            fail(f"--server and {', '.join(here)} given: --server sends the parts to a station server, "
+                 "--data inspects them in this process; give one")
+        _check_station_url(server)
         if not api_key:
             raise click.BadParameter("a station server needs an operator key (--api-key or LINEGUARD_API_KEY)",
                                      param_hint="--api-key")
@@ -1451,7 +1476,9 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     from ..line.errors import StationError
     from ..line.station import Station
     from ..server.app import StartupError, _db_problem
-    from ._term import fail
+    # the station in this process logs as serve's does, from its first line (the wait for
+    # its database, its start) to a part inspected again with another photo
+    station_log()
     # the station's settings as serve takes them, LINEGUARD_* variables too; with its own
     # schema (without it a watcher of a station in one read public)
     cfg = _station_config(serve=False, data=data, db=db, db_schema=db_schema, max_upload_mb=max_upload_mb,
@@ -1484,6 +1511,33 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
         st.close()
         raise
     return local_submitter(st, line, station, product, source), st
+
+
+def _check_station_url(server: str) -> None:
+    """End the command (exit 2) when --server is not a station's address (http(s)://HOST[:PORT],
+    a proxy's path kept): `--server 127.0.0.1:8000` started, and every part then failed to
+    be sent ("Request URL is missing an 'http://' or 'https://' protocol"), the watcher
+    saying the station could not take parts and trying again for ever. Not taken as
+    http://: the station may be behind https."""
+    from urllib.parse import urlsplit
+
+    from ..line.config import without_password
+    from ._term import fail
+    try:
+        parts = urlsplit(server)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is not None and parts.scheme in ("http", "https") and parts.hostname and port_ok \
+            and not any(c.isspace() or not c.isprintable() for c in server):
+        return
+    shown = without_password(server)[:120]
+    bare = shown.strip()
+    if parts is not None and parts.scheme not in ("http", "https") and "://" not in bare:
+        fix = f"http://{bare} (or https://{bare} for a station behind https)"
+    else:
+        fix = "http://HOST:PORT, e.g. http://10.0.0.5:8000 (the address its pages are on)"
+    fail(f"--server {shown!r} is not a station's address: write it as {fix}")
 
 
 def _part_names(line: str, station: str, product: str) -> tuple[str, str, str]:
@@ -1567,9 +1621,9 @@ def part_line(name: object, r: dict) -> str:
 @click.option("--line", required=True, help="Line the parts come from.")
 @click.option("--station", default="watch", show_default=True, help="Station name.")
 @click.option("--product", required=True, help="Product (selects the active model).")
-@click.option("--server", default=None, help="Station URL, e.g. http://127.0.0.1:8000.")
-@click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None, help="Operator key for --server.")
-@click.option("--data", type=PathArg, default=None, help="Inspect in this process with the station folder DIR.")
+@click.option("--server", default=None, help=_SERVER_HELP)
+@click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None, help=_API_KEY_HELP)
+@click.option("--data", type=PathArg, default=None, help=_DATA_HELP)
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
 @_watcher_db_schema
 @db_wait_option("watch", "With --data and a database server (--db postgresql://...)")
@@ -1679,9 +1733,9 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--max-parts", type=click.IntRange(min=1), default=None,
               help="Stop after this many frames taken for inspection, inspected or refused (frames skipped by "
                    "--max-fps do not count; in trigger mode: triggers).")
-@click.option("--server", default=None)
-@click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None)
-@click.option("--data", type=PathArg, default=None)
+@click.option("--server", default=None, help=_SERVER_HELP)
+@click.option("--api-key", envvar="LINEGUARD_API_KEY", default=None, help=_API_KEY_HELP)
+@click.option("--data", type=PathArg, default=None, help=_DATA_HELP)
 @click.option("--db", default=None, help="With --data: the station's database URL if not its SQLite file.")
 @_watcher_db_schema
 @db_wait_option("camera", "With --data and a database server (--db postgresql://...)")
