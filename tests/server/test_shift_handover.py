@@ -48,9 +48,10 @@ def test_the_station_records_its_start_and_its_clean_stop(spc_station):
 
     from lineguard.line.orm import StationRun
     st = spc_station()
+    st.record_start("serve")       # the run is written once the start is accepted, under its name
     with st.db.session() as s:
         runs = list(s.scalars(select(StationRun)))
-    assert len(runs) == 1 and runs[0].stopped_at is None and runs[0].process.startswith("station on ")
+    assert len(runs) == 1 and runs[0].stopped_at is None and runs[0].process.startswith("serve on ")
     st.alarms.close()
     with st.db.session() as s:
         assert s.scalar(select(StationRun.stopped_at)) is not None

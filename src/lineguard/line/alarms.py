@@ -453,7 +453,9 @@ def _message(kind: str, rules: AlarmRules, rec: Inspection, parts: int, rejected
                 "every part, or the camera, lighting or model gone wrong; stop the line and look before more parts "
                 "are made"
                 + (f"; {cause}" if cause else ""))
-    return (f"{rejected} of the last {parts} parts NG at {where}, over the alarm limit of "
+    # raised on reaching the limit (_Counts.due: at or over it): "over the limit of 10" for 10 was wrong
+    reached = "over the alarm limit" if rejected > rules.rate_limit else "at the alarm limit"
+    return (f"{rejected} of the last {parts} parts NG at {where}, {reached} of "
             f"{rules.rate_limit} in {rules.window}: find what changed upstream or at the camera")
 
 
@@ -653,28 +655,29 @@ class AlarmWatch:
         the station's rules when it was raised (``escalate_at``, ``escalate_again_min``),
         so all processes on a database escalate it alike, each due time once."""
         if self._escalator is None:
-            # this process's run, for the shift report's stops and starts (line.handover):
-            # a station that cannot write it still inspects, the report just lacks the start
-            try:
-                self.run_id = handover.begin_run(self.db)
-            except Exception as exc:  # noqa: BLE001 - never keeps a station from starting
-                _say_fault(logging.WARNING, exc, "the station's start could not be recorded for the shift report",
-                           "the station inspects; the report lacks this start")
+            # this process's run (the shift report's stops and starts) is written by name_run,
+            # once its start is accepted: one refused after this (watch's unknown --product)
+            # was a run named by its PC alone, read as a station that went down
             self._escalator = threading.Thread(target=self._escalate_loop, args=(every_s,), name="lg-alarm-escalate",
                                                daemon=True)
             self._escalator.start()
         return self
 
     def name_run(self, process: str) -> None:
-        """Name this process's run (line.handover) as the change log names its start, so
-        two station processes on one PC each follow their own runs. Never raises."""
-        if self.run_id is None:
-            return
+        """Write this process's run (line.handover) once its start is accepted, named as the
+        change log names its start, so two station processes on one PC each follow their own
+        runs (named again where it was written already). A station that cannot write it still
+        inspects, the report just lacks the start. Never raises."""
+        if self._stop.is_set():
+            return                # closed: a run begun now would never end
         try:
-            handover.name_run(self.db, self.run_id, process)
-        except Exception as exc:  # noqa: BLE001 - the run keeps the PC's name
-            _say_fault(logging.WARNING, exc, f"the station's run could not be named {process!r} for the shift report",
-                       "the report names it by its PC")
+            if self.run_id is None:
+                self.run_id = handover.begin_run(self.db, process)
+            else:
+                handover.name_run(self.db, self.run_id, process)
+        except Exception as exc:  # noqa: BLE001 - never keeps a station from starting
+            _say_fault(logging.WARNING, exc, f"the station's start ({process!r}) could not be recorded for the shift "
+                       "report", "the station inspects; the report lacks this start")
 
     def close(self) -> None:
         self._stop.set()

@@ -6,7 +6,10 @@ it its history (who wrote what, when), so a note changed after a complaint still
 what it said at the handover. A station process's run is a row written at its start,
 its last sign of life renewed every ``BEAT`` (the alarm watch's thread) and its clean
 stop; a run that never stopped cleanly (killed, a crash, the power gone) ends at its last
-sign of life, so the time no part was judged is known to within one beat.
+sign of life, or at the last part judged within the beat after it (a run killed 9 s after
+its start, before its first beat, judged parts until then: ended at its start, the report
+said no part was judged across them). A run is written once the station's start is
+accepted (its process named): a start refused (an unknown product) is no run.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Any, Optional
 
 from sqlalchemy import func, select, update
 
-from .orm import ShiftNote, StationRun, iso_utc, utcnow
+from .orm import Inspection, ShiftNote, StationRun, iso_utc, utcnow
 
 NOTE_MAX = 4000          # a handover note is a paragraph, not a file
 BEAT = dt.timedelta(seconds=15)   # the alarm watch's look (AlarmWatch.start's every_s)
@@ -142,9 +145,46 @@ def _retired_replicas(runs: list[StationRun]) -> dict[str, tuple[dt.datetime, st
     return out
 
 
-def _end(run: StationRun) -> dt.datetime:
-    """When a run ended: its clean stop, else its last sign of life."""
-    return run.stopped_at or run.seen_at
+def _end(run: StationRun, last_parts: Optional[dict[int, dt.datetime]] = None) -> dt.datetime:
+    """When a run ended: its clean stop, else its last sign of life or the last part judged
+    after it (``last_parts``, :func:`_last_parts`), whichever came later."""
+    if run.stopped_at is not None:
+        return run.stopped_at
+    part = (last_parts or {}).get(run.id)
+    return max(run.seen_at, part) if part is not None else run.seen_at
+
+
+# a process that feeds one station ("watch L1/S1 on PC:DATA", "camera ..."): its parts are
+# that station's alone
+_ONE_STATION = re.compile(r"^(?:watch|camera) .+/.+ on ")
+
+
+def _last_parts(s: Any, ended: list[tuple[StationRun, dt.datetime]]) -> dict[int, dt.datetime]:
+    """For each run gone silent (``ended``: the run, and when the next run of its process
+    started or now), the newest part judged after its last sign of life and before it would
+    have given the next (a beat) or the next run started: the part's time is when the run
+    was last seen working. A beat is every 15 s, and the parts judged in it were said as a
+    time none was judged. A watcher's own station's parts only; serve's any (the parts
+    carry no process: another process judging within that beat moves the end at most a
+    beat late, as the beat moved it early). One indexed range of at most a beat per run
+    (the parts' created_at), read only for the report, never on a part's way."""
+    out: dict[int, dt.datetime] = {}
+    for run, next_start in ended:
+        upto = min(run.seen_at + BEAT, next_start)
+        if upto <= run.seen_at:
+            continue
+        rows = s.execute(select(Inspection.line, Inspection.station, func.max(Inspection.created_at))
+                         .where(Inspection.created_at > run.seen_at, Inspection.created_at <= upto)
+                         .group_by(Inspection.line, Inspection.station)).all()
+        if _ONE_STATION.match(run.process):
+            # its line/station as typed may differ in case from the stored one (l1/s1 for L1/S1)
+            said = run.process.casefold()
+            verb = said.split(" ", 1)[0]
+            rows = [r for r in rows if said.startswith(f"{verb} {r[0]}/{r[1]} on ".casefold())]
+        newest = max((r[2] for r in rows if r[2] is not None), default=None)
+        if newest is not None:
+            out[run.id] = newest
+    return out
 
 
 def runs_recorded_from(db: Any) -> Optional[dt.datetime]:
@@ -160,9 +200,10 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
     """The station's stops, starts and outages from ``since`` to ``until`` (naive UTC), oldest
     first: each start after a run before it (of the same process) says whether that one
     stopped cleanly or went silent, and how long no part was judged between (``down_s``; a
-    silent run ends at its last sign of life, at most one beat early). A run stopped or gone
-    silent in the window that had not started again by its end is listed as still down; so
-    is one that stopped or went silent before the window (up to DOWN_LOOKBACK) and was not
+    silent run ends at its last sign of life or the last part judged after it). A run
+    stopped or gone silent in the window that had not started again by its end (or yet,
+    while the window reaches ``now``: the shift goes on) is listed as still down; so is one
+    that stopped or went silent before the window (up to DOWN_LOOKBACK) and was not
     running at its start (``before_window``: down all of it, or until its start in it, with
     ``down_in_window_s`` the part of the time no part was judged that lies in the window).
     A serve-ray replica retired by a start with fewer replicas (:func:`_retired_replicas`)
@@ -189,17 +230,33 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
         earlier = list(s.scalars(select(StationRun).where(StationRun.started_at < since,
                                                           StationRun.seen_at >= since - DOWN_LOOKBACK)
                                  .order_by(StationRun.process, StationRun.started_at, StationRun.id)))
-    quiet: dict[str, StationRun] = {}
-    for r in earlier:
-        if r.process not in firsts:
-            quiet[r.process] = r          # the last one of the process
+        quiet: dict[str, StationRun] = {}
+        for r in earlier:
+            if r.process not in firsts:
+                quiet[r.process] = r          # the last one of the process
+        by_process: dict[str, list[StationRun]] = {}
+        for r in runs:
+            by_process.setdefault(r.process, []).append(r)
+        for p, r in quiet.items():
+            by_process[p] = [r]
+        # the runs that went silent (no clean stop; started again since, or silent for
+        # three beats), with when the next one started: their last parts after their last beat
+        ended: list[tuple[StationRun, dt.datetime]] = []
+        for p, rs in by_process.items():
+            chain = ([before[p]] if p in before else []) + rs
+            for i, r in enumerate(chain):
+                following = chain[i + 1].started_at if i + 1 < len(chain) else None
+                if r.stopped_at is None and (following is not None or now - r.seen_at > BEAT * 3):
+                    ended.append((r, following if following is not None else now))
+        last_parts = _last_parts(s, ended)
+
+    def end_of(run: StationRun) -> dt.datetime:
+        return _end(run, last_parts)
     out: list[dict[str, Any]] = []
-    by_process: dict[str, list[StationRun]] = {}
-    for r in runs:
-        by_process.setdefault(r.process, []).append(r)
-    for p, r in quiet.items():
-        by_process[p] = [r]
     span_end = min(now, until)
+    # the window reaches now (the line view asks up to now, the report of the shift on ends
+    # later): the shift goes on, a station down may yet start in it
+    going_on = until >= now
     retired = _retired_replicas(runs + list(before.values()) + earlier)
     for p, rs in sorted(by_process.items()):
         chain = ([before[p]] if p in before else []) + rs
@@ -209,7 +266,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
         # restart of one another, and the last of them as the station down
         latest: Optional[StationRun] = None
         for cur in chain:
-            prev, latest = latest, cur if latest is None or _end(cur) > _end(latest) else latest
+            prev, latest = latest, cur if latest is None or end_of(cur) > end_of(latest) else latest
             if cur.started_at < since:
                 continue
             if prev is None:
@@ -218,7 +275,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                             "before_window": False, "down_in_window_s": None,
                             "text": f"{p} started (no run of it before)"})
                 continue
-            end = _end(prev)
+            end = end_of(prev)
             if cur.started_at < end - BEAT:
                 # one before still ran when this one started: another process of the same
                 # PC (a local watcher beside serve), or a second start refused, not a restart
@@ -241,7 +298,7 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
                         "stopped_at": iso_utc(end), "started_at": iso_utc(cur.started_at), "clean": clean,
                         "down_s": down, "before_window": early, "down_in_window_s": in_window, "text": text})
         last = latest or chain[-1]      # the one that ended last
-        end = _end(last)
+        end = end_of(last)
         clean = last.stopped_at is not None
         silent = not clean and span_end - last.seen_at > BEAT * 3
         # stopped or gone silent in the window, or before it and not started since
@@ -262,10 +319,18 @@ def stops_and_starts(db: Any, since: dt.datetime, until: dt.datetime,
             down = _secs(span_end - end)
             in_window = _secs(span_end - max(end, since))
             how = "stopped" if clean else "went silent"
-            text = (f"{p} {how} before this shift began and had not started again by its end: down all of this "
-                    f"shift, no part judged in its {span(in_window)} ({span(down)} since it {how})" if early else
-                    f"{p} {how} and had not started again by the shift's end: no part judged for {span(down)} "
-                    "or more")
+            if going_on:
+                # the shift is not over: it may yet start in it (the line view asks during the shift)
+                text = (f"{p} {how} before this shift began and has not started again yet: down all of this "
+                        f"shift so far, no part judged in its {span(in_window)} ({span(down)} since it {how})"
+                        if early else
+                        f"{p} {how} and has not started again yet: no part judged for {span(down)} so far")
+            else:
+                text = (f"{p} {how} before this shift began and had not started again by its end: down all of "
+                        f"this shift, no part judged in its {span(in_window)} ({span(down)} since it {how})"
+                        if early else
+                        f"{p} {how} and had not started again by the shift's end: no part judged for "
+                        f"{span(down)} or more")
             out.append({"process": p, "kind": "down", "at": iso_utc(end), "stopped_at": iso_utc(end),
                         "started_at": None, "clean": clean, "down_s": down, "before_window": early,
                         "down_in_window_s": in_window, "text": text})
