@@ -364,6 +364,7 @@ class JobRunner:
                     log.exception("job %s: could not record its failure", job_id)
 
     def _train(self, job_id: int) -> None:
+        from ..vision.inspector import PHOTO_COLOUR_OFF
         job = self.get(job_id)
         p = job.params
         source = p.get("source", "both")
@@ -508,6 +509,13 @@ class JobRunner:
                                                      "audit sample's reviews) and roll back if defects ship"
                                                      if p["activate"] and refused is None else
                                                      "run it in shadow and compare before activating"))
+        # why the new version's colour check is off (photos of two camera settings among its
+        # parts): a greyscale or tinted part is then judged on its score alone, which train says
+        # and the job kept unsaid
+        colour_off = (getattr(insp, "info", None) or {}).get(PHOTO_COLOUR_OFF)
+        colour_off = colour_off if isinstance(colour_off, str) and colour_off else None
+        if colour_off:
+            message += f"; {colour_off}"
         if look_at:
             message += (f"; look at {len(look_at)} part(s) it was given that scored far above the others or "
                         "whose photos were unlike the others'" + (f" ({len(left_out)} left out of it)" if left_out
@@ -520,6 +528,8 @@ class JobRunner:
                                                                          "message": refused.message},
                           "warning": warning,
                           "images": n_learnt, "source": source, "look_at": look_at,
+                          # the sentence why its colour check is off (None: on, or a model that does not say)
+                          "photo_colour_off": colour_off,
                           # how many came from each source (the Models page says it)
                           "sources": {"reviewed_good": n_confirmed, "audit_sample": n_audit,
                                       "reference_photos": n_reference},
@@ -590,15 +600,20 @@ class JobRunner:
         """The parts the new model was given that scored far above the others
         (``Inspector.fit``'s suspects, highest first; ``left_out``: those it did not learn,
         said so), then those whose photos were far unlike the others' (its ``photo_odd``,
-        left out of the photo check's range), as stored parts a person can open. A plant's
-        good parts always hold a few bad ones: reviewed as a defect, a part is left out of
-        every later retrain (``good_part_keys``)."""
+        left out of the photo check's range), then those of another colour than the others
+        (its ``photo_colour_odd``: a grey photo among colour ones, left out of learning the
+        colour check, ``colour`` true), as stored parts a person can open. A plant's good
+        parts always hold a few bad ones: reviewed as a defect, a part is left out of every
+        later retrain (``good_part_keys``)."""
+        from ..vision.inspector import PHOTO_COLOUR_ODD
         by_path = {str(path): key for path, key in zip(paths, keys)}
         info = getattr(insp, "info", None) or {}
-        suspects = [(by_path.get(str(s.get("image"))), s.get("score"), None) for s in info.get("suspect_good") or []]
-        suspects += [(by_path.get(str(o.get("image"))), None, list(o.get("issues") or []))
-                     for o in info.get("photo_odd") or []]
-        suspects = [(k, score, issues) for k, score, issues in suspects if k]
+        suspects = [(by_path.get(str(s.get("image"))), s.get("score"), None, False)
+                    for s in info.get("suspect_good") or []]
+        suspects += [(by_path.get(str(o.get("image"))), None, list(o.get("issues") or []), colour)
+                     for odd, colour in (("photo_odd", False), (PHOTO_COLOUR_ODD, True))
+                     for o in info.get(odd) or []]
+        suspects = [(k, score, issues, colour) for k, score, issues, colour in suspects if k]
         if not suspects:
             return []
         reference = reference or {}
@@ -606,7 +621,7 @@ class JobRunner:
         with self.station.db.session() as s:
             q = (select(Inspection.id, Inspection.image_key)
                  .where(Inspection.product == product,
-                        Inspection.image_key.in_([k for k, _, _ in suspects if k not in reference]))
+                        Inspection.image_key.in_([k for k, _, _, _ in suspects if k not in reference]))
                  .order_by(Inspection.id))
             for iid, key in s.execute(q):
                 ids[key] = iid            # the latest inspection of that image
@@ -614,8 +629,11 @@ class JobRunner:
         return [{"inspection_id": ids.get(k), "image_key": k, "score": score, "why": "photo" if issues else "score",
                  **({"reference_photo_id": reference[k]} if k in reference else {}),
                  **({"photo_issues": issues} if issues else {}),
+                 # left out of learning the colour check, not of the photo check's range: the
+                 # Models page says which
+                 **({"colour": True} if colour else {}),
                  **({"left_out": True} if k in (left_out or ()) and not issues else {})}
-                for k, score, issues in suspects]
+                for k, score, issues, colour in suspects]
 
     def close(self) -> None:
         """Stop the job running now (at its fit's next progress report) and wait for it. Left

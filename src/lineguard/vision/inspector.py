@@ -58,25 +58,27 @@ def _resolve(images: GoodImages) -> list[ImageLike]:
 
 
 def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, stage: str = "load",
-              loaded: Optional[list[int]] = None, sizes: Optional[list[tuple[int, int]]] = None
-              ) -> tuple[list[np.ndarray], list[ImageError]]:
+              loaded: Optional[list[int]] = None, sizes: Optional[list[tuple[int, int]]] = None,
+              geometries: Optional[list[Geometry]] = None) -> tuple[list[np.ndarray], list[ImageError]]:
     """Load images as ``pre``'s model inputs, keeping going past unreadable ones; each is
     shrunk to its input as it loads (a large JPEG decoded at reduced scale) so a large
     training folder is never held at full resolution. ``loaded``, when given, receives
     the index of every item that loaded; ``sizes``, what the model was shown of each
-    (photo_check.seen_size: the photo check's shape).
+    (photo_check.seen_size: the photo check's shape); ``geometries``, each one's Geometry
+    (what :func:`photo_doubts` judges its shape by).
 
     A photo far smaller than the others (a quarter of their median side or less, e.g. an
     8x8 file among 1024x1024 photos) is no photo of the part: it is refused like an
     unreadable one. Blown up to the model's input it scored far above every good part and,
     with fewer than 99 parts, set the threshold alone (every test defect shipped)."""
-    imgs, bad, sides, kept, shown = [], [], [], [], []
+    imgs, bad, sides, kept, shown, geos = [], [], [], [], [], []
     for i, it in enumerate(items):
         try:
             x, geometry = pre.load(it)
             imgs.append(x)
             sides.append(min(geometry.photo_hw))
             shown.append(photo_check_module.seen_size(geometry))
+            geos.append(geometry)
             kept.append(i)
         except ImageError as exc:
             bad.append(exc)
@@ -93,10 +95,13 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, s
         imgs = [x for j, x in enumerate(imgs) if j not in small]
         kept = [i for j, i in enumerate(kept) if j not in small]
         shown = [wh for j, wh in enumerate(shown) if j not in small]
+        geos = [g for j, g in enumerate(geos) if j not in small]
     if loaded is not None:
         loaded.extend(kept)
     if sizes is not None:
         sizes.extend(shown)
+    if geometries is not None:
+        geometries.extend(geos)
     return imgs, bad
 
 
@@ -156,6 +161,19 @@ def _colour_learnt(x: np.ndarray, left_out: Sequence[int], names: Sequence[str],
             "photo_cast": photo_check_module.learn_cast(x, keep=keep) if cast else None,
             PHOTO_COLOUR_ODD: [{"image": names[i], "issues": what} for i, what in learnt["odd"]],
             PHOTO_COLOUR_OFF: photo_check_module.colour_off_said(learnt["counts"]) if "counts" in learnt else None}
+
+
+def photo_doubts(x: np.ndarray, geo: Geometry, info: dict[str, Any]) -> list[str]:
+    """What the photo check doubts about one model input ``x`` (``geo``: its Geometry), against
+    what a model's ``info`` learnt of its good photos (their range, colour, colour balance and
+    shape): empty where nothing. A doubted photo is judged REVIEW whatever its score
+    (``Inspector._result``), so training counts a defect photo it doubts as caught at review,
+    not as an escape (calibration.escapes_judged): counted by score, the record said 20 of 24
+    magnetic-tile defects escaped where inspect judged 10 OK."""
+    doubts = photo_check_module.issues(x, info.get("photo_range"))[1]
+    doubts += photo_check_module.colour_issues(x, info.get("photo_colour"), info.get("photo_cast"))
+    doubts += photo_check_module.aspect_issues(geo, info.get("photo_aspect"))
+    return doubts
 
 
 def photo_prints(x: np.ndarray) -> list[str]:
@@ -345,16 +363,18 @@ def _flags(flags: Union[bool, Sequence[bool]], n_items: int, loaded: Sequence[in
 def _calibration_record(good_scores: np.ndarray, good_maps: np.ndarray, false_reject_rate: float,
                         defect_scores: Optional[np.ndarray], strategy: str, held_out: bool,
                         review_rate: float = 0.0, detector: Any = None, parts: str = "",
-                        groups: Optional[Sequence[Any]] = None, copies: Optional[Sequence[bool]] = None
-                        ) -> dict[str, Any]:
+                        groups: Optional[Sequence[Any]] = None, copies: Optional[Sequence[bool]] = None,
+                        defect_photo_review: Optional[Sequence[bool]] = None) -> dict[str, Any]:
     """Thresholds (image, review and pixel) and the evidence behind them, from held-out parts
-    (``groups``: the part each photo shows, where a part has several).
+    (``groups``: the part each photo shows, where a part has several). ``defect_photo_review``:
+    which defect photos the photo check doubts (:func:`photo_doubts`), so that the escapes
+    count by the verdict each defect is given, as inspect judges and eval counts them.
 
     ``detector`` says what scored them (``runtime``, ``precision``): thresholds follow
     the scores of the model they were set on, and an int8 or bf16 model scores differently.
     """
     calib = summarize(good_scores, false_reject_rate, defect_scores, strategy, review_rate=review_rate,
-                      groups=groups, copies=copies)
+                      groups=groups, copies=copies, defect_photo_review=defect_photo_review)
     calib["pixel_threshold"] = pixel_threshold_from_good(list(good_maps), calib["threshold"])
     calib["held_out"] = held_out
     calib["calibrated_on"] = {"runtime": str(getattr(detector, "runtime", "torch")),
@@ -579,6 +599,19 @@ class Inspector:
         counted = None if calibrate_on is None else _flags(calibrate_on, len(items), loaded, "calibrate_on")
         photo_range, odd, unusual = (photo_check_module.learn_range_and_unusual(x) if photo_check
                                      else (None, [], []))
+        photo_info = {
+            "photo_range": photo_range,
+            # whether the good photos were colour: a grey photo (a camera switched to mono) is
+            # then named as a photo issue (vision.photo_check.colour_issues); and a colour
+            # model's colour balance: a photo of another (a warm LED for a white one, a tinted
+            # variant) is named as a photo issue (vision.photo_check.cast_issues). From the
+            # photos the range learnt from, the few of another colour left out (named), or
+            # why the check is off
+            **_colour_learnt(x, [i for i, _ in odd + unusual], names, cast=photo_check),
+            # the good photos' shape (width/height): a photo of another (a 4:3 camera where
+            # they were square) is named as a photo issue (vision.photo_check.aspect_issues)
+            "photo_aspect": photo_check_module.learn_aspect(shapes, names),
+        }
         labels = _group_labels(groups, len(items), loaded, names)
         prints = photo_prints(x)
         twins = duplicate_photos(prints)
@@ -619,13 +652,17 @@ class Inspector:
             method = "cross-fit"
         if progress:
             progress("calibrate", 1, 1)
-        defect_scores, d_x = None, None
+        defect_scores, d_x, d_doubted = None, None, None
         if defect_images is not None:
-            d_inputs, d_bad = _load_all(_resolve(defect_images), None, pre)
+            d_geos: list[Geometry] = []
+            d_inputs, d_bad = _load_all(_resolve(defect_images), None, pre, geometries=d_geos)
             bad.extend(d_bad)
             if d_inputs:
                 d_x = np.stack(d_inputs)
                 defect_scores, _ = det.score(d_x)
+                # the escapes count by the verdict, as inspect judges each defect: one whose photo
+                # the check doubts is REVIEW whatever its score (caught at review, not escaped)
+                d_doubted = [bool(photo_doubts(a, g, photo_info)) for a, g in zip(d_x, d_geos)]
         # A plant's "good" folder usually holds a few bad or odd parts. Name the ones whose
         # out-of-sample score lies far above the others' (Tukey's far-out rule, Q3 + 3 IQR:
         # no distribution assumed) so a person looks at them. By default they still set
@@ -663,7 +700,8 @@ class Inspector:
                                     threshold_strategy, held_out=True, review_rate=review_rate, detector=det,
                                     parts=PARTS_HELD_OUT if method == "held out" else PARTS_CROSS_FIT,
                                     groups=None if labels is None else [labels[int(i)] for i in cal_idx[use]],
-                                    copies=_copies_of_earlier([prints[int(i)] for i in cal_idx[use]]))
+                                    copies=_copies_of_earlier([prints[int(i)] for i in cal_idx[use]]),
+                                    defect_photo_review=d_doubted)
         calib["calibration_method"] = method
         calib["suspect_cut"] = far_out
         calib["suspects_excluded"] = int(leave.sum()) if leave.any() and (~leave).sum() >= 1 else 0
@@ -696,17 +734,8 @@ class Inspector:
             "n_defect_images": 0 if defect_scores is None else int(len(defect_scores)),
             "train_s": round(train_s, 3),
             "skipped": [str(e) for e in bad],
-            "photo_range": photo_range,
-            # whether the good photos were colour: a grey photo (a camera switched to mono) is
-            # then named as a photo issue (vision.photo_check.colour_issues); and a colour
-            # model's colour balance: a photo of another (a warm LED for a white one, a tinted
-            # variant) is named as a photo issue (vision.photo_check.cast_issues). From the
-            # photos the range learnt from, the few of another colour left out (named), or
-            # why the check is off
-            **_colour_learnt(x, [i for i, _ in odd + unusual], names, cast=photo_check),
-            # the good photos' shape (width/height): a photo of another (a 4:3 camera where
-            # they were square) is named as a photo issue (vision.photo_check.aspect_issues)
-            "photo_aspect": photo_check_module.learn_aspect(shapes, names),
+            # the photo check's range, colour, colour balance and shape (see photo_info above)
+            **photo_info,
             # good photos far unlike the others (a lamp flicker, a shot out of focus): left
             # out of the photo check's range, named for a person to look at
             "photo_odd": [{"image": names[i], "issues": what} for i, what in odd],
@@ -805,9 +834,7 @@ class Inspector:
         # only OK into REVIEW scrapped all 144 good parts of a defocused lens as NG (their
         # score rose with the blur) while each answer named the blur. REVIEW still sets the
         # PLC's NG bit (line.plc_handshake), so no such part ships; photo_issues say why.
-        doubts = photo_check_module.issues(x, self.info.get("photo_range"))[1]
-        doubts += photo_check_module.colour_issues(x, self.info.get("photo_colour"), self.info.get("photo_cast"))
-        doubts += photo_check_module.aspect_issues(geo, self.info.get("photo_aspect"))
+        doubts = photo_doubts(x, geo, self.info)
         on_score = verdict
         if doubts:
             verdict = Verdict.REVIEW
@@ -914,12 +941,23 @@ class Inspector:
         coverage = _photo_coverage(x, self.info.get("photo_range"), centred=photo_range, also_doubted=[
             bool(photo_check_module.colour_issues(a, colour, cast)) or photo_check_module.shape_doubted(*wh, aspect)
             for a, wh in zip(x, shapes)])
+        # with --photo-range, what the check learns again here: the model judges by it from now on
+        relearnt: dict[str, Any] = {}
+        if photo_range:
+            relearnt = {"photo_range": new_range,
+                        # a new camera: colour or mono, and its lamp's colour (from the photos the range learnt from)
+                        **_colour_learnt(x, [i for i, _ in odd + unusual], names, cast=True),
+                        "photo_aspect": photo_check_module.learn_aspect(shapes)}     # and its shape
         scores, maps = self.detector.score(x)
-        dscores = None
+        dscores, d_doubted = None, None
         if defect_images is not None:
-            d, _ = _load_all(_resolve(defect_images), None, self.preprocess)
+            d_geos: list[Geometry] = []
+            d, _ = _load_all(_resolve(defect_images), None, self.preprocess, geometries=d_geos)
             if d:
                 dscores, _ = self.detector.score(np.stack(d))
+                # escapes by the verdict, as at training: a defect the photo check doubts is REVIEW
+                judged_by = {**self.info, **relearnt}
+                d_doubted = [bool(photo_doubts(a, g, judged_by)) for a, g in zip(d, d_geos)]
         # as at training: good photos scoring far above the others are named for a person to
         # look at (one over-exposed tile set the threshold alone: escapes 74% -> 99.5%)
         cut, far, suspects = _far_out(scores, names)
@@ -932,7 +970,8 @@ class Inspector:
         copies = _copies_of_earlier(kept_prints)
         calib = _calibration_record(scores[use], maps[use], false_reject_rate, dscores, strategy, held_out=True,
                                     review_rate=review_rate, detector=self.detector, parts=PARTS_GIVEN,
-                                    groups=kept_prints if any(copies) else None, copies=copies)
+                                    groups=kept_prints if any(copies) else None, copies=copies,
+                                    defect_photo_review=d_doubted)
         if calib.get("enough_calibration_parts") is False:
             # one model and fresh parts, not training's cross-fit: the record says so
             calib["note"] = too_few_parts_note(calib, PARTS_NOT_LEARNT)
@@ -959,15 +998,11 @@ class Inspector:
             calib["photo_coverage"] = coverage
         if photo_range:
             calib["photo_range_before_n"] = int(self.info["photo_range"].get("n", 0))
-            self.info["photo_range"] = new_range
-            # a new camera: colour or mono, and its lamp's colour (from the photos the range learnt from)
-            colour_learnt = _colour_learnt(x, [i for i, _ in odd + unusual], names, cast=True)
-            self.info.update(colour_learnt)
-            self.info["photo_aspect"] = photo_check_module.learn_aspect(shapes)   # and its shape
+            self.info.update(relearnt)
             calib["photo_range_relearnt"] = True
             calib["photo_odd"] = [{"image": names[i], "issues": what} for i, what in odd]
             calib[PHOTO_UNUSUAL] = [{"image": names[i], "what": what} for i, what in unusual]
-            calib[PHOTO_COLOUR_ODD] = colour_learnt[PHOTO_COLOUR_ODD]
+            calib[PHOTO_COLOUR_ODD] = relearnt[PHOTO_COLOUR_ODD]
         self.calibration = calib
         self._model_id = None
         return calib
