@@ -575,8 +575,6 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
                                  photo_check=photo_check, **params)
         if holdout > 0:
             _keep_calibration_prints(insp, list(good))
-        if defects is not None:
-            _count_escapes_by_verdict(insp, defects)
         insp.save(output)
     except (LineguardError, ValueError, OSError) as exc:
         # no model written: a list of skipped files written above would sit beside the
@@ -687,29 +685,6 @@ def _check_group_by(group_by: str, good: Sequence[Path]) -> None:
         fail(f"--group-by {group_by!r} puts every good photo in one group ({next(iter(found))!r}): a photo's group "
              "is the pattern's first (parenthesised) group, else its whole match, and must name its part, "
              "e.g. '^(part[0-9]+)_'")
-
-
-def _count_escapes_by_verdict(insp: "Inspector", defects: Path) -> None:
-    """Count the escapes on the defect photos by the verdict the model gives each, as
-    inspect judges them and eval counts them (calibration.with_defect_verdicts): a photo
-    the photo check doubts is REVIEW whatever its score, a defect caught at review. By
-    score, train said 20 of 24 magnetic-tile defects escaped where inspect judged 10 OK
-    and eval counted 10 escapes. The record is written so, for info and the station."""
-    from ..vision.calibration import with_defect_verdicts
-    from ..vision.errors import ImageError
-    from ..vision.imageio import list_images, load_photo_for
-    c = insp.calibration
-    if "at_frr_threshold" not in c and "at_f1_threshold" not in c:
-        return
-    photos = []
-    for f in (list_images(defects) if defects.is_dir() else [defects]):
-        try:
-            photos.append(load_photo_for(insp, f))
-        except ImageError:
-            continue                     # training skipped it too, and named it
-    results = insp.inspect_batch(photos) if photos else []
-    insp.calibration = with_defect_verdicts(c, [r.score for r in results],
-                                            [bool(r.photo_issues) for r in results])
 
 
 def _parts_in(folder: Path) -> list[Path]:

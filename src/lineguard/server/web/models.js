@@ -674,6 +674,11 @@ LG.start(async (main) => {
       el.append(h("p", {class: "warn", id: "review-band-empty"}, `v${result.version}: `
         + band.note.charAt(0).toUpperCase() + band.note.slice(1)));
     }
+    // the colour check off (photos of two camera settings): a greyscale or tinted part is
+    // then judged on its score alone, which the engineer must hear before activating
+    if (result && result.photo_colour_off) {
+      el.append(h("p", {class: "warn", id: "colour-check-off"}, `v${result.version}: ${result.photo_colour_off}`));
+    }
     const items = (result || {}).look_at;
     if (!items || !items.length) return;
     // an unreviewed audit-sample part far above the others is left out (most likely a
@@ -682,13 +687,15 @@ LG.start(async (main) => {
     el.append(h("h3", {}, out ? `Look at ${items.length} part(s) it was given (${out} left out of it)`
       : `Look at ${items.length} part(s) it learned from`),
       h("p", {class: "muted"}, "They scored far above the other parts it was given, or their photos were unlike "
-        + "the others' (a lamp flicker, a shot out of focus: left out of the photo check). If one is bad, review it "
+        + "the others' (a lamp flicker, a shot out of focus: left out of the photo check; a greyscale photo among "
+        + "colour ones: left out of learning the colour check). If one is bad, review it "
         + "as a defect (it is then left out of the next retrain) and retrain."),
       h("ul", {}, items.map((a) => h("li", {dataset: {leftOut: a.left_out ? "true" : "false"}}, a.inspection_id
         ? h("a", {href: LG.partUrl(a.inspection_id)}, `part #${a.inspection_id}`)
         : a.reference_photo_id ? h("a", {href: `/api/v1/reference-photos/${a.reference_photo_id}/image`},
           `reference photo #${a.reference_photo_id}`) : a.image_key,
-        a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`,
+        a.colour ? ` · colour: ${(a.photo_issues || []).join("; ")} (left out of learning the colour check)`
+          : a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`,
         a.left_out ? " · left out, not learnt: nobody reviewed it (most likely a defect the old version passed)"
           : ""))));
   }
