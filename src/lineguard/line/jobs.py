@@ -84,6 +84,37 @@ def _unread(insp: Any, paths: list[Path], parts: list[tuple[str, str]]) -> dict[
     return out
 
 
+def _keys_named(insp: Any, name: str, paths: list[Path], parts: list[tuple[str, str]],
+                calibration: bool = False) -> list[str]:
+    """The image keys of the photos a trained model names under ``name`` in its ``info`` (its
+    ``calibration``): a photo's name or a list of them, as Inspector.fit names photos by
+    path. Empty where the model does not say (a plant's own trainer)."""
+    record = getattr(insp, "calibration" if calibration else "info", None)
+    named = record.get(name) if isinstance(record, dict) else None
+    named = [named] if isinstance(named, str) else named if isinstance(named, list) else []
+    by_path = {str(path): key for path, (key, _why) in zip(paths, parts)}
+    return [by_path[str(n)] for n in named if str(n) in by_path]
+
+
+def _named(entry: dict[str, Any]) -> str:
+    """A look_at entry as a person finds it: a reference photo by its id, a part by its
+    inspection, else the stored image."""
+    if "reference_photo_id" in entry:
+        return f"reference photo {entry['reference_photo_id']}"
+    return f"part #{entry['inspection_id']}" if entry.get("inspection_id") else f"part image {entry['image_key']}"
+
+
+def _reasons(entry: dict[str, Any]) -> str:
+    """Why a look_at entry is named, in words."""
+    said = []
+    if "score" in entry["reasons"]:
+        said.append(f"score {entry['score']:.4g} far above the others'" if isinstance(entry.get("score"), (int, float))
+                    else "a score far above the others'")
+    if entry.get("photo_issues"):
+        said.append(("its colour: " if entry.get("colour") else "its photo: ") + "; ".join(entry["photo_issues"]))
+    return ", and ".join(said)
+
+
 def describe_sources(source: str, n: int, n_confirmed: int, n_sample: int, n_reference: int = 0) -> str:
     what = {"confirmed": "parts reviewed as good", "sample": "audit-sample parts judged OK or reviewed good",
             "both": "parts reviewed as good and audit-sample parts judged OK"}[source]
@@ -364,7 +395,7 @@ class JobRunner:
                     log.exception("job %s: could not record its failure", job_id)
 
     def _train(self, job_id: int) -> None:
-        from ..vision.inspector import PHOTO_COLOUR_OFF
+        from ..vision.inspector import PHOTO_COLOUR_OFF, TOO_SMALL_HINT
         job = self.get(job_id)
         p = job.params
         source = p.get("source", "both")
@@ -419,6 +450,12 @@ class JobRunner:
             # threshold to its own score (with fewer than 99 parts counted, the highest sets
             # it). Left out, and named under look_at for a person; one reviewed good stays.
             fit.setdefault("exclude_suspects", [why == "sample" for _k, why in parts])
+        if _takes(self.trainer, "exclude_odd_suspects"):
+            # a photo odd on both counts (far above the others in score, and unlike them as a
+            # photo: outside the photo check's range, never passed on its score) is left out
+            # whoever gave it: one black reference photo among the good ones set the threshold
+            # alone (58.17 where the version before had 19.9) and a crack part passed as OK
+            fit.setdefault("exclude_odd_suspects", True)
         insp = self.trainer(paths, **fit)
         cal = getattr(insp, "calibration", None) or {}
         # Every count below is the model's own: a part the fit left out (an unreviewed
@@ -428,19 +465,40 @@ class JobRunner:
         # the photos the fit could not read (a reference photo cut short on the disk): not
         # learnt, so not counted under any source, and named for a person to replace
         unread = _unread(insp, paths, parts)
-        learnt = [(k, why) for k, why in parts if k not in left_out and k not in unread]
+        # of them, those read but left out for their size: not damaged, added again they are
+        # left out again (they were told to be removed and added again)
+        too_small = {k: unread.pop(k).removesuffix(f" ({TOO_SMALL_HINT})")
+                     for k in _keys_named(insp, "skipped_too_small", paths, parts) if k in unread}
+        learnt = [(k, why) for k, why in parts if k not in left_out and k not in unread and k not in too_small]
         n_learnt = _n_train(insp) or len(learnt)
         n_sample = sum(1 for k, why in learnt if k in in_sample or why == "reference")
         n_reference = sum(1 for _k, why in learnt if why == "reference")
         n_confirmed, n_audit = self._counts(learnt)
         trained_from = describe_sources(source, n_learnt, n_confirmed, n_audit, n_reference)
         look_at = self._look_at(insp, paths, [k for k, _why in parts], p["product"], left_out, ref_ids)
+        # a threshold still set by a part named under look_at: said with the version, not in
+        # the job's message alone (a black photo's 58.17 stood with "warning": null)
+        set_by = _keys_named(insp, "threshold_set_by", paths, parts, calibration=True)
+        odd_threshold = next((a for a in look_at if set_by and a["image_key"] == set_by[0]), None)
+        threshold_warning = None
+        if odd_threshold is not None:
+            thr = getattr(insp, "threshold", None)
+            threshold_warning = (f"its threshold{f' ({thr:.4g})' if isinstance(thr, (int, float)) else ''} is "
+                                 "the score of "
+                                 f"{_named(odd_threshold)}, named under look_at ({_reasons(odd_threshold)}): "
+                                 "look at it before activating; if it is bad, "
+                                 + ("remove it (lineguard reference remove "
+                                    f"{odd_threshold['reference_photo_id']})" if "reference_photo_id" in odd_threshold
+                                    else "review it as a defect") + " and retrain")
         self._set(job_id, progress=0.85, message="saving and registering the new version")
         with tempfile.TemporaryDirectory(dir=self.station.config.data_dir) as tmp:
             path = Path(tmp) / "model.lgm"
             insp.save(path)
             data = path.read_bytes()
-        mv = self.station.add_model(data, p["product"], p["line"], note=f"trained by job {job_id} on {trained_from}",
+        # the version's note is shown on the Models list beside it: the warning stays with it
+        mv = self.station.add_model(data, p["product"], p["line"],
+                                    note=f"trained by job {job_id} on {trained_from}"
+                                         + (f"; warning: {threshold_warning}" if threshold_warning else ""),
                                     by=p.get("by"), train_images=n_learnt,
                                     trained_from=f"job {job_id}: {trained_from}")
         refused: Optional[Conflict] = None
@@ -461,6 +519,9 @@ class JobRunner:
         warning = getattr(mv, "shadow_note", None) if p["activate"] and refused is None else None
         if warning:
             message += f"; {warning}"
+        if threshold_warning:
+            message += f"; warning: {threshold_warning}"
+        warning = "; ".join(w for w in (threshold_warning, warning) if w) or None
         # how many came from each source (the stored parts reviewed good, the audit sample, the
         # reference photos): the engineer sees what it learnt without opening the version
         message += f"; learnt from {trained_from}"
@@ -474,6 +535,14 @@ class JobRunner:
                         + (f"; and {len(unread) - 5} more" if len(unread) > 5 else "")
                         + (" (remove a damaged reference photo with lineguard reference remove ID and add it again "
                            "from the training folder)" if any(k in ref_ids for k in unread) else ""))
+        if too_small:
+            message += (f"; {len(too_small)} photo(s) given were read but left out for their size, far smaller than "
+                        f"the others ({TOO_SMALL_HINT.removesuffix(': left out')}): "
+                        + "; ".join((f"reference photo {ref_ids[k]}" if k in ref_ids else f"part image {k}")
+                                    + f" ({why})" for k, why in list(too_small.items())[:5])
+                        + (f"; and {len(too_small) - 5} more" if len(too_small) > 5 else "")
+                        + (" (remove such a reference photo with lineguard reference remove ID: added again, it is "
+                           "left out again)" if any(k in ref_ids for k in too_small) else ""))
         if by_sample:
             message += (f"; its threshold was set on the {n_sample} {counted_what} among them (a random draw of "
                         f"the line), the other {n_learnt - n_sample}, reviewed good, were learnt but not counted "
@@ -492,8 +561,17 @@ class JobRunner:
                         "the audit sample (--audit-sample-rate), give the station the photos of good parts its "
                         "first model learnt (lineguard reference add), or retrain later")
         if cal.get("suspects_excluded"):
-            message += (f"; {cal['suspects_excluded']} audit-sample part(s) nobody reviewed scored far above the "
-                        "others and were left out (most likely defects the old version passed)")
+            odd = {a["image_key"] for a in look_at if a["image_key"] in left_out and a.get("photo_issues")
+                   and not a.get("colour")}
+            if not odd:
+                message += (f"; {cal['suspects_excluded']} audit-sample part(s) nobody reviewed scored far above the "
+                            "others and were left out (most likely defects the old version passed)")
+            elif left_out - odd:
+                message += (f"; {len(left_out - odd)} audit-sample part(s) nobody reviewed scored far above the "
+                            "others and were left out (most likely defects the old version passed)")
+            if odd:
+                message += (f"; {len(odd)} photo(s) given scored far above the others and were unlike them as photos "
+                            "(named under look_at), and were left out (a photo like them is not passed on its score)")
         band = self._review_band(insp, fit, cal, n_sample if by_sample else n_learnt)
         if band is not None and band["empty"]:
             message += "; " + band["note"]
@@ -517,7 +595,10 @@ class JobRunner:
         if colour_off:
             message += f"; {colour_off}"
         if look_at:
-            message += (f"; look at {len(look_at)} part(s) it was given that scored far above the others or "
+            n_refs = sum(1 for a in look_at if "reference_photo_id" in a)
+            counted_look = " and ".join(n for n in (f"{len(look_at) - n_refs} part(s)" if len(look_at) > n_refs
+                                                    else "", f"{n_refs} reference photo(s)" if n_refs else "") if n)
+            message += (f"; look at {counted_look} it was given that scored far above the others or "
                         "whose photos were unlike the others'" + (f" ({len(left_out)} left out of it)" if left_out
                                                                   else "")
                         + ", and review any bad one as a defect before the next retrain")
@@ -526,6 +607,7 @@ class JobRunner:
                           "model_id": mv.model_id, "activated": bool(p["activate"]) and refused is None,
                           "not_activated": None if refused is None else {"code": refused.code,
                                                                          "message": refused.message},
+                          # the activation's warning, and the threshold's when a part under look_at sets it
                           "warning": warning,
                           "images": n_learnt, "source": source, "look_at": look_at,
                           # the sentence why its colour check is off (None: on, or a model that does not say)
@@ -556,8 +638,11 @@ class JobRunner:
         among the parts flagged, once its record says it left any out."""
         if not cal.get("suspects_excluded"):
             return set()
-        flagged = {str(path): key for path, (key, why) in zip(paths, parts) if why == "sample"}
         info = getattr(insp, "info", None) or {}
+        if isinstance(info.get("suspects_left_out"), list):
+            # the fit names them (those unlike the others as photos too, whoever gave them)
+            return set(_keys_named(insp, "suspects_left_out", paths, parts))
+        flagged = {str(path): key for path, (key, why) in zip(paths, parts) if why == "sample"}
         return {flagged[str(s.get("image"))] for s in info.get("suspect_good") or []
                 if str(s.get("image")) in flagged}
 
@@ -625,15 +710,29 @@ class JobRunner:
                  .order_by(Inspection.id))
             for iid, key in s.execute(q):
                 ids[key] = iid            # the latest inspection of that image
-        # a reference photo is no part: named by its id, to look at and remove if it is bad
-        return [{"inspection_id": ids.get(k), "image_key": k, "score": score, "why": "photo" if issues else "score",
-                 **({"reference_photo_id": reference[k]} if k in reference else {}),
-                 **({"photo_issues": issues} if issues else {}),
-                 # left out of learning the colour check, not of the photo check's range: the
-                 # Models page says which
-                 **({"colour": True} if colour else {}),
-                 **({"left_out": True} if k in (left_out or ()) and not issues else {})}
-                for k, score, issues, colour in suspects]
+        # One entry per photo, with every reason it is named for (``reasons``: "score",
+        # "photo", "colour"; ``why`` the first of them, as before): a black photo far above
+        # the others was listed twice, once for its score and once for its photo, and counted
+        # twice. A reference photo is no part: named by its id, to look at and remove if bad.
+        merged: dict[str, dict[str, Any]] = {}
+        for k, score, issues, colour in suspects:
+            reason = "colour" if colour else "photo" if issues else "score"
+            entry = merged.setdefault(k, {"inspection_id": ids.get(k), "image_key": k, "score": None,
+                                          "why": "photo" if issues else "score", "reasons": [],
+                                          **({"reference_photo_id": reference[k]} if k in reference else {})})
+            if reason not in entry["reasons"]:
+                entry["reasons"].append(reason)
+            if score is not None:
+                entry["score"] = score
+            if issues:
+                entry.setdefault("photo_issues", []).extend(i for i in issues if i not in entry["photo_issues"])
+            if colour:
+                # left out of learning the colour check, not of the photo check's range: the
+                # Models page says which
+                entry["colour"] = True
+            if k in (left_out or ()):
+                entry["left_out"] = True
+        return list(merged.values())
 
     def close(self) -> None:
         """Stop the job running now (at its fit's next progress report) and wait for it. Left

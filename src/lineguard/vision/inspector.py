@@ -91,7 +91,7 @@ def _load_all(items: Sequence[ImageLike], progress: Progress, pre: Preprocess, s
             item = items[kept[j]]
             name = str(item) if isinstance(item, (str, os.PathLike)) else f"image #{kept[j]}"
             bad.append(ImageError(name, f"{sides[j]} px on its short side where the other photos have about "
-                                        f"{typical:.0f}", "not a photo of the part at the line's camera: left out"))
+                                        f"{typical:.0f}", TOO_SMALL_HINT))
         imgs = [x for j, x in enumerate(imgs) if j not in small]
         kept = [i for j, i in enumerate(kept) if j not in small]
         shown = [wh for j, wh in enumerate(shown) if j not in small]
@@ -130,6 +130,8 @@ def _far_out(scores: np.ndarray, names: Sequence[str]) -> tuple[float, np.ndarra
 
 # a photo whose short side is this many times smaller than the folder's median is refused
 TOO_SMALL_SIDE = 4
+# what is said of it: read, but left out for its size (not unreadable)
+TOO_SMALL_HINT = "not a photo of the part at the line's camera: left out"
 
 
 # What the record says about the parts its thresholds came from: the guarantee holds only
@@ -520,7 +522,8 @@ class Inspector:
             skip_bad: bool = True, progress: Progress = None, review_rate: float = 0.0,
             groups: Union[None, str, Sequence[Any]] = None, exclude_suspects: Union[bool, Sequence[bool]] = False,
             sensor_bits: SensorBits = "auto", photo_check: bool = True,
-            calibrate_on: Optional[Sequence[bool]] = None, **detector_params: Any) -> "Inspector":
+            calibrate_on: Optional[Sequence[bool]] = None, exclude_odd_suspects: bool = False,
+            **detector_params: Any) -> "Inspector":
         """Learn from good images only; calibrate the threshold on every one of them.
 
         By default (``holdout`` 0) every good image enters the model and also sets the
@@ -543,6 +546,13 @@ class Inspector:
         ``exclude_suspects`` may also be one flag per good image: only the flagged ones are
         left out when far above the others (a station flags the parts nobody reviewed;
         one a person reviewed good stays whatever it scores).
+        ``exclude_odd_suspects``: a good photo odd on both counts, far above the others in
+        score and far unlike them as a photo (``info['photo_odd']``: left out of the photo
+        check's range, so a photo like it is never passed on its score), is left out of the
+        model and the threshold too, whoever gave it (a black frame among a station's
+        reference photos set a retrain's threshold alone, and defects below it passed).
+        The photos left out either way are named in ``info['suspects_left_out']``, and the
+        counted part whose score is the threshold in ``calibration['threshold_set_by']``.
         ``defect_images``, when a user has
         some, add escape rates and an F1-optimal alternative (``threshold_strategy='f1'``).
         ``review_rate`` > 0 adds a review band: about that share of good parts is judged
@@ -671,7 +681,12 @@ class Inspector:
         # variation its labels call good (KolektorSDD: left out, 7.3-8.5% false rejects on new parts).
         # Only a person can tell; ``exclude_suspects`` is for after they have looked.
         far_out, is_suspect, suspect = _far_out(cal_scores, [names[int(i)] for i in cal_idx])
-        leave = is_suspect & _flags(exclude_suspects, len(items), loaded, "exclude_suspects")[cal_idx]
+        flagged = _flags(exclude_suspects, len(items), loaded, "exclude_suspects")
+        if exclude_odd_suspects and odd:
+            flagged[[i for i, _ in odd]] = True
+        leave = is_suspect & flagged[cal_idx]
+        left_out_names = ([names[int(i)] for i in cal_idx[leave]] if leave.any() and (~leave).sum() >= 1
+                          else [])
         use = ~leave if leave.any() and (~leave).sum() >= 1 else np.ones(len(cal_scores), bool)
         if method == "cross-fit" and not use.all() and int(use.sum()) > det.min_good_images:
             # Left out by a person who looked: out of the model too, not the threshold only.
@@ -703,6 +718,10 @@ class Inspector:
                                     copies=_copies_of_earlier([prints[int(i)] for i in cal_idx[use]]),
                                     defect_photo_review=d_doubted)
         calib["calibration_method"] = method
+        # which counted part's own score is the threshold (None: it lies between scores, as
+        # an F1 threshold may): a station names it when that part is one to look at
+        at = np.flatnonzero(cal_scores[use] == calib["threshold"])
+        calib["threshold_set_by"] = names[int(cal_idx[use][at[0]])] if len(at) else None
         calib["suspect_cut"] = far_out
         calib["suspects_excluded"] = int(leave.sum()) if leave.any() and (~leave).sum() >= 1 else 0
         if is_suspect.any() and not calib["suspects_excluded"] and (~is_suspect).sum() >= 1:
@@ -721,7 +740,10 @@ class Inspector:
                                       "were left out of the threshold: the false-reject promise holds for parts like "
                                       "the rest. Look at them (info['suspect_good']); if they are good after all, "
                                       "train again without the --exclude-suspects flag (exclude_suspects=False) "
-                                      "so they count")
+                                      "so they count" + ("; one whose photo is unlike the others' too "
+                                                         "(info['photo_odd']) is left out whatever: a photo like it "
+                                                         "is not passed on its score" if exclude_odd_suspects and odd
+                                                         else ""))
         if user_groups:
             calib["n_groups"] = int(len(set(labels)))
         now = datetime.now(timezone.utc)
@@ -731,9 +753,15 @@ class Inspector:
             "n_train": int(len(train_idx)), "n_calibration": int(n_cal),
             "image_size_rule": input_rule,
             "suspect_good": suspect,
+            # the good photos left out of the model and the threshold (exclude_suspects,
+            # exclude_odd_suspects), by name
+            "suspects_left_out": left_out_names,
             "n_defect_images": 0 if defect_scores is None else int(len(defect_scores)),
             "train_s": round(train_s, 3),
             "skipped": [str(e) for e in bad],
+            # those of them read but left out for their size (far smaller than the others), by
+            # name: not damaged, so a copy added again is left out again
+            "skipped_too_small": [e.source for e in bad if e.hint == TOO_SMALL_HINT],
             # the photo check's range, colour, colour balance and shape (see photo_info above)
             **photo_info,
             # good photos far unlike the others (a lamp flicker, a shot out of focus): left
