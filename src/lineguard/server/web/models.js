@@ -684,8 +684,13 @@ LG.start(async (main) => {
     // an unreviewed audit-sample part far above the others is left out (most likely a
     // defect): it was titled "learned from" beside the ones the model did learn
     const out = items.filter((a) => a.left_out).length;
-    el.append(h("h3", {}, out ? `Look at ${items.length} part(s) it was given (${out} left out of it)`
-      : `Look at ${items.length} part(s) it learned from`),
+    // reference photos counted as such: "3 part(s)" read as three of the line's parts
+    const refs = items.filter((a) => a.reference_photo_id).length;
+    const parts = items.length - refs;
+    const what = !refs ? `${parts} part(s)` : !parts ? `${refs} reference photo(s)`
+      : `${parts} part(s) and ${refs} reference photo(s)`;
+    el.append(h("h3", {}, out ? `Look at ${what} it was given (${out} left out of it)`
+      : `Look at ${what} it learned from`),
       h("p", {class: "muted"}, "They scored far above the other parts it was given, or their photos were unlike "
         + "the others' (a lamp flicker, a shot out of focus: left out of the photo check; a greyscale photo among "
         + "colour ones: left out of learning the colour check). If one is bad, review it "
@@ -695,9 +700,13 @@ LG.start(async (main) => {
         : a.reference_photo_id ? h("a", {href: `/api/v1/reference-photos/${a.reference_photo_id}/image`},
           `reference photo #${a.reference_photo_id}`) : a.image_key,
         a.colour ? ` · colour: ${(a.photo_issues || []).join("; ")} (left out of learning the colour check)`
-          : a.why === "photo" ? ` · photo: ${(a.photo_issues || []).join("; ")}` : ` · score ${num(a.score)}`,
-        a.left_out ? " · left out, not learnt: nobody reviewed it (most likely a defect the old version passed)"
-          : ""))));
+          // one entry a photo, with every reason it is named for (a score far above and an odd photo)
+          : (a.why === "photo" ? "" : ` · score ${num(a.score)}`)
+            + ((a.photo_issues || []).length ? ` · photo: ${a.photo_issues.join("; ")}` : ""),
+        !a.left_out ? ""
+          : (a.reasons || []).includes("photo") ? " · left out, not learnt: its photo is unlike the others' and it "
+            + "scored far above them (a black frame, a lamp off)"
+          : " · left out, not learnt: nobody reviewed it (most likely a defect the old version passed)"))));
   }
 
   async function poll(jobId, status, lookAt, everyMs = 700) {
