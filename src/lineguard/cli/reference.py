@@ -28,15 +28,49 @@ def reference_app() -> None:
     """Reference photos of good parts that a station's retrains learn (the photos its first model was trained on)."""
 
 
+# why reference add passes over an entry of a folder it is given, where train's words
+# (dataset.NOT_READ_WHY) do not fit: it keeps GIFs, as the station judges them, and it
+# never follows a link (a link could point anywhere on the station PC; watch refuses them)
+_NOT_ADDED_WHY = {
+    "other": (f"not a photo format kept ({', '.join(sorted(_PHOTO_SUFFIXES))}, upper or lower case)",) * 2,
+    "link": ("a symbolic link, not followed (it could point anywhere on the station PC): copy the photo itself "
+             "into the folder", "symbolic links, not followed (they could point anywhere on the station PC): copy "
+             "the photos themselves into the folder"),
+}
+
+
+def _not_added(folder: Path) -> list:
+    """What a folder given to reference add holds besides the photos it keeps, as train
+    names what it does not learn (dataset.NotRead): sub-folders, other files, and links.
+    Passed over without a word before, and a link to a photo elsewhere was followed and kept."""
+    from ..vision.dataset import NotRead, not_read_in
+    entries = [e for e in not_read_in(folder) if e.kind != "gif" and not e.path.is_symlink()]
+    return entries + [NotRead(f, "link") for f in sorted(folder.iterdir())
+                      if f.is_symlink() and not f.name.startswith(".")]
+
+
 def _photos(paths: tuple[Path, ...]) -> list[Path]:
-    """The files given, a folder's photos (by their suffix, sorted) in its place."""
-    from ._term import fail
+    """The files given, a folder's photos (by their suffix, sorted; never a link) in its
+    place; what else a folder holds is said (``not read:``), as train says it."""
+    from ..vision.dataset import NOT_READ_WHY
+    from ._term import fail, note
+    from .core import _not_read_said
+    why = {**NOT_READ_WHY, **_NOT_ADDED_WHY}
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _PHOTO_SUFFIXES)
+            found = sorted(f for f in p.iterdir()
+                           if not f.is_symlink() and f.is_file() and f.suffix.lower() in _PHOTO_SUFFIXES)
+            skipped = _not_added(p)
             if not found:
-                fail(f"{p} holds no photos (PNG, JPEG, BMP, TIFF, WebP, GIF): give the folder of good parts' photos")
+                holds = "; ".join(_not_read_said(skipped, why=why)) if skipped else "nothing (it is empty)"
+                fail(f"{p} holds no photos (PNG, JPEG, BMP, TIFF, WebP, GIF); it holds {holds}. Give the folder "
+                     "of good parts' photos")
+            if skipped:
+                note("not read", f"{p}: {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} not added, beside "
+                                 f"its {len(found)} photo{'' if len(found) == 1 else 's'}:")
+                for line in _not_read_said(skipped, why=why):
+                    note("not read", f"  {line}")
             out += found
         elif p.is_file():
             out.append(p)
@@ -85,11 +119,13 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
     files = _photos(photos)
     # every photo checked before any is kept: a folder half given would train half
     given: dict[tuple[int, int], int] = {}
+    named: dict[tuple[int, int], list[str]] = {}      # the files of each size, to name an odd one
     for f in files:
         try:
             _suffix, w, h = check_photo(f.read_bytes(), str(f), int(max_upload_mb * 1024 * 1024),
                                         int(max_megapixels * 1e6))
             given[(w, h)] = given.get((w, h), 0) + 1
+            named.setdefault((w, h), []).append(str(f))
         except StationError as exc:
             fail(f"{exc.message}; nothing was added (remove or replace that file and run it again)")
         except OSError as exc:
@@ -116,20 +152,39 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
     click.echo(f"added {new} reference photo(s) of {product.strip()}" + (f" line {line.strip()}" if line else "")
                + (f" ({len(files) - new} there already)" if len(files) > new else "")
                + f"; {total} in all: the next retrain learns them beside the stored parts reviewed good")
-    other = {wh: n for wh, n in kept.items() if wh not in given}
-    if other and given and not any(wh in kept for wh in given):
-        where, hidden = station_said(data, db, db_schema)
+    odd = {wh: n for wh, n in given.items() if wh not in kept}
+    if not (kept and odd):
+        return
+    remove = _remove_command(data, db, db_schema, product, line, sorted(kept if len(odd) == len(given) else odd))
+    if len(odd) == len(given):
         # A replaced camera of another resolution: the old camera's photos kept beside the new
         # one's, every retrain learns both, and its photo check then passes either camera's
         # photos (the old lamp or exposure coming back among them unnoticed).
-        click.echo(f"warning: these photos are {_sizes_said(given)}; the {sum(other.values())} kept before are "
-                   f"{_sizes_said(other)}: another camera? Every retrain learns both. If the old camera is gone, "
-                   "remove its photos: lineguard reference remove" + where
-                   + f" --product {shlex.quote(product.strip())}"
-                   + (f" --line {shlex.quote(line.strip())}" if line.strip() else "")
-                   + " --size " + " --size ".join(f"{w}x{h}" for w, h in sorted(other))
-                   + (" (with the database password where *** stands; docs/camera-change.md)" if hidden
-                      else " (docs/camera-change.md)"))
+        click.echo(f"warning: these photos are {_sizes_said(given)}; the {sum(kept.values())} kept before are "
+                   f"{_sizes_said(kept)}: another camera? Every retrain learns both. If the old camera is gone, "
+                   f"remove its photos: {remove}")
+        return
+    # some of those given are of a size none kept is (a 64 x 64 crop among 256 x 256 photos):
+    # warned only when all of them were before, and "added 9 ... 69 in all" said nothing
+    n = sum(odd.values())
+    names = [name for wh in sorted(odd) for name in named[wh]]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    click.echo(f"warning: {n} of these photos {'is' if n == 1 else 'are'} {_sizes_said(odd)} ({shown}); the "
+               f"{sum(kept.values())} kept before are {_sizes_said(kept)}: another camera's, or cropped? Every "
+               f"retrain learns {'it' if n == 1 else 'them'}. If {'it does' if n == 1 else 'they do'} not belong, "
+               f"remove {'it' if n == 1 else 'them'}: {remove}")
+
+
+def _remove_command(data: Path, db: Optional[str], db_schema: Optional[str], product: str, line: str,
+                    sizes: list[tuple[int, int]]) -> str:
+    """`lineguard reference remove` of ``product``'s (``line``'s) photos of ``sizes``, with the
+    station as this command was given it (the database password as ***)."""
+    where, hidden = station_said(data, db, db_schema)
+    return ("lineguard reference remove" + where + f" --product {shlex.quote(product.strip())}"
+            + (f" --line {shlex.quote(line.strip())}" if line.strip() else "")
+            + " --size " + " --size ".join(f"{w}x{h}" for w, h in sizes)
+            + (" (with the database password where *** stands; docs/camera-change.md)" if hidden
+               else " (docs/camera-change.md)"))
 
 
 def _sizes_said(sizes: dict[tuple[int, int], int]) -> str:
@@ -199,10 +254,17 @@ def reference_remove(ids: tuple[int, ...], product: Optional[str], line: Optiona
                                         for i in store.ids_of(product.strip(), None if line is None else line.strip(),
                                                               wh)))
             if not picked:
+                from ..line.close_names import close_names, did_you_mean
+                # names compared exactly: "Widget" for "widget" removed nothing without a word of
+                # the one meant, where add says it
+                known = sorted({r["product"] for r in store.list()})
+                close = [] if product.strip() in known else close_names(product.strip(), known)
                 fail(f"no reference photos of {product.strip()}"
                      + (f" line {line.strip()!r}" if line is not None else "")
                      + (" of " + ", ".join(f"{w}x{h}" for w, h in sizes) if sizes else "")
-                     + ": `lineguard reference list --product " + product.strip() + "` shows those kept")
+                     + (f"; {did_you_mean(close)} Product names are compared exactly, case too" if close else "")
+                     + ": `lineguard reference list --product " + (close[0] if close else product.strip())
+                     + "` shows those kept")
             ids = tuple(picked)
         else:
             # every id looked up before any goes: a mistyped id after good ones removed those and

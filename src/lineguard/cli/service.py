@@ -399,6 +399,13 @@ def service_unit(command: tuple[str, ...], user: Optional[str], working_dir: Opt
         # a password in its URL
         _fail("--server holds a password, which the unit would show to every account of this PC (systemctl cat): "
               "a station takes an operator key (LINEGUARD_API_KEY=... in --env-file), not a password in its URL")
+    if verb != "serve" and params.get("server"):
+        # the command's own check, asked now: --server beside --data, or without http://, is
+        # refused at every start, and systemd started the unit again every RESTART_S for ever
+        from .station import check_server_options
+        # (typed: this shell's LINEGUARD_* variables are not the unit's)
+        check_server_options(params["server"], *(params.get(n) if n in typed else None
+                                                  for n in ("data", "db", "db_schema")))
     if verb != "serve" and not (params.get("server") or params.get("data") or params.get("db")):
         # refused by the command at every start, for ever, as the key below
         _fail(f"the {verb} command line gives neither --server URL (the station inspects) nor --data DIR "

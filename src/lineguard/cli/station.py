@@ -8,7 +8,7 @@ import shlex
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import click
 
@@ -442,14 +442,17 @@ def db_wait_option(command: str, given: str):
 
 def station_log() -> None:
     """The log of a station run by this command (serve; watch and camera inspecting here,
-    --data), on stderr: INFO and up, each line with its time, logger and level. Without it
+    --data, and their own with --server), on stderr: INFO and up, each line with its time, logger and level. Without it
     the station in watch's or camera's process said its WARNING lines alone: a part
     inspected again with another photo, the database taking writes again, a sink delivering
     again were dropped, where serve's log says them. Alembic's INFO stays out: its plugin
-    list at every start is noise."""
+    list at every start is noise. So is httpx's line for each request (watch and camera with
+    --server send every part through it; its URL may hold a password), where no one set it."""
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if logging.getLogger("httpx").level == logging.NOTSET:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @_env_in_help()
@@ -1430,24 +1433,20 @@ _DATA_HELP = "Inspect in this process with the station folder DIR (or --server, 
 def _submitter(source: str, line: str, station: str, product: str, server: Optional[str],
                api_key: Optional[str], data: Optional[Path], db: Optional[str], webhook: Optional[str] = None,
                mqtt: Optional[str] = None, keeping: Optional[dict] = None, max_upload_mb: Optional[float] = None,
-               db_schema: Optional[str] = None, db_wait: Optional[float] = None):
+               db_schema: Optional[str] = None, db_wait: Optional[float] = None,
+               ready: Optional[Callable[[], None]] = None):
     """Where parts go: a station server (``--server``) or a station in this process
     (``--data``), set by ``keeping`` (the :func:`station_options`) and ``max_upload_mb``.
     The station in this process must have an active model for ``product``, else the
     command ends here (exit 2): every part would be refused. Its database server not
-    taking connections yet is waited for as serve waits (``db_wait``: --db-wait)."""
+    taking connections yet is waited for as serve waits (``db_wait``: --db-wait).
+    ``ready``: the command's own check of what it reads (camera's source), asked once the
+    station is checked and before its run is written: a source refused left a run, and the
+    line view said "camera L1/cam stopped and started again" of a command that never ran."""
     from ..line.sources import local_submitter, remote_submitter
-    from ._term import fail
     keeping = keeping or {}
     if server:
-        here = [flag for flag, value in (("--data", data), ("--db", db), ("--db-schema", db_schema))
-                if value is not None]
-        if here:
-            # the part went to --server (recorded with source api) and --data was never
-            # opened: one of the two was a slip, and the watcher did not say which it took
-            fail(f"--server and {', '.join(here)} given: --server sends the parts to a station server, "
-                 "--data inspects them in this process; give one")
-        _check_station_url(server)
+        check_server_options(server, data, db, db_schema)
         if not api_key:
             raise click.BadParameter("a station server needs an operator key (--api-key or LINEGUARD_API_KEY)",
                                      param_hint="--api-key")
@@ -1468,7 +1467,14 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
             raise click.BadParameter("with --server the station waits for its database itself (give --db-wait to "
                                      "`lineguard serve`); it applies with --data and a --db server",
                                      param_hint="--db-wait")
+        # the station's own settings: its INFO lines (a camera delivering frames again, the
+        # heartbeat working again) were dropped with --server, where --data said them
+        station_log()
+        _check_station_takes(server, api_key, line, product)
+        if ready is not None:
+            ready()
         return remote_submitter(server, api_key, line, station, product), None
+    from ._term import fail
     if data is None and db is None:
         raise click.BadParameter("give --server URL --api-key KEY, or --data DIR to inspect in this process")
     from sqlalchemy.exc import SQLAlchemyError
@@ -1506,11 +1512,81 @@ def _submitter(source: str, line: str, station: str, product: str, server: Optio
     try:
         # a --db URL may hold a password: not printed
         _check_product(st, product, line, str(data) if data is not None else "--db")
-        st.record_start(f"{'watch' if source == 'folder' else source} {line}/{station}")
+        if ready is not None:
+            ready()
+        # the run named as the station stores the line's parts: `--line l1` made a run "watch
+        # l1/s1" beside parts of L1/S1, the line view's stops and starts another station's
+        line_as, station_as = st.names_as_stored(line, station)
+        st.record_start(f"{'watch' if source == 'folder' else source} {line_as}/{station_as}")
     except BaseException:
         st.close()
         raise
     return local_submitter(st, line, station, product, source), st
+
+
+def check_server_options(server: str, data: Optional[Path], db: Optional[str], db_schema: Optional[str]) -> None:
+    """End the command (exit 2) when watch's or camera's --server cannot be sent to as given:
+    with --data, --db or --db-schema beside it, or not a station's address (see
+    _check_station_url). service-unit asks it of the command line it writes a unit for: a unit
+    refused at every start was written without a word."""
+    from ._term import fail
+    here = [flag for flag, value in (("--data", data), ("--db", db), ("--db-schema", db_schema))
+            if value is not None]
+    if here:
+        # the part went to --server (recorded with source api) and --data was never
+        # opened: one of the two was a slip, and the watcher did not say which it took
+        fail(f"--server and {', '.join(here)} given: --server sends the parts to a station server, "
+             "--data inspects them in this process; give one")
+    _check_station_url(server)
+
+
+# how long watch's and camera's check at start waits for the station's answer: a station PC
+# off is waited for as the parts are (said, not ended), not held for a minute first
+_START_CHECK_S = (3.0, 15.0)       # connect, answer
+
+
+def _check_station_takes(server: str, api_key: str, line: str, product: str) -> None:
+    """End watch or camera (exit 2) when the station at --server refuses what every part would
+    be refused for: the key (HTTP 401, 403) or the product (no active model for it on the
+    line, with the product meant), as --data ends for the product: started so, every part was
+    "the station cannot take frames (HTTP 404: unknown product 'CELL' ...)" and waited for,
+    for ever. Asked of its model list (GET /api/v1/models: an operator key's read). A station
+    that does not answer (down, restarting) or answers something else (an older one, a
+    proxy's error page) is not a refusal: the parts wait for it, as they did, and the first
+    part's answer says the rest."""
+    import httpx
+
+    from ..line.config import without_password
+    from ._term import fail, note
+    url = server.rstrip("/")
+    shown = without_password(url)
+    try:
+        r = httpx.get(f"{url}/api/v1/models", headers={"X-API-Key": api_key},
+                      timeout=httpx.Timeout(_START_CHECK_S[1], connect=_START_CHECK_S[0]))
+    except httpx.HTTPError as exc:
+        note("note", f"the station at {shown} does not answer now ({type(exc).__name__}: {exc}): the key and "
+                     f"--product {product} are checked by its first answer; the parts wait for it meanwhile")
+        return
+    said = r.text[:300]
+    try:
+        body = r.json()
+        said = (body.get("error") or {}).get("message") or body.get("detail") or said
+    except (ValueError, AttributeError):
+        body = None
+    if r.status_code in (401, 403):
+        fail(f"the station at {shown} refuses the operator key (HTTP {r.status_code}: {said}); give an operator "
+             "key it keeps (--api-key or LINEGUARD_API_KEY; `lineguard keys create --role operator` on the "
+             "station's PC makes one)")
+    items = body.get("items") if r.status_code == 200 and isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return     # not a model list (an older station, a proxy): the first part's answer tells
+    try:
+        versions = [(str(m["product"]), str(m["line"]), bool(m["active"])) for m in items]
+    except (KeyError, TypeError):
+        return
+    refused = _product_refused(versions, product, line, shown)
+    if refused:
+        fail(refused)
 
 
 def _check_station_url(server: str) -> None:
@@ -1562,7 +1638,6 @@ def _check_product(st, product: str, line: str, where: str) -> None:
     """End the command (exit 2) when the station has no active model for ``product`` on
     ``line``: every part would be refused (a hot folder's good parts all moved to failed/,
     a camera's frames dropped one by one), naming the products it has and the one meant."""
-    from ..line.close_names import close_names
     from ..line.errors import NoActiveModel
     from ._term import fail
     try:
@@ -1570,9 +1645,20 @@ def _check_product(st, product: str, line: str, where: str) -> None:
         return
     except NoActiveModel:
         pass
-    versions = st.models.list()
-    active = sorted({m.product for m in versions if m.active and m.line in ("", line)})
-    known = sorted({m.product for m in versions})
+    refused = _product_refused([(m.product, m.line, m.active) for m in st.models.list()], product, line, where)
+    if refused:
+        fail(refused, code=2)
+
+
+def _product_refused(versions: list[tuple[str, str, bool]], product: str, line: str, where: str) -> Optional[str]:
+    """Why a station whose model versions are ``versions`` ((product, line, active) each)
+    refuses every part of ``product`` on ``line``, naming the product meant; None when it
+    has an active model for it there. One wording for --data and --server."""
+    from ..line.close_names import close_names
+    if any(p == product and active and ln in ("", line) for p, ln, active in versions):
+        return None
+    active = sorted({p for p, ln, on in versions if on and ln in ("", line)})
+    known = sorted({p for p, _ln, _on in versions})
     if product in known:
         msg = (f"the station at {where} has product {product!r} but no active model for it on line {line!r}; "
                f"activate a version (its models page, or POST /api/v1/models/{product}/activate).")
@@ -1587,7 +1673,7 @@ def _check_product(st, product: str, line: str, where: str) -> None:
     else:
         msg += (f" It has no active model for line {line!r}: start it once with `lineguard serve --data DIR "
                 "--model FILE.lgm --product NAME`.")
-    fail(msg, code=2)
+    return msg
 
 
 def _watch_status_path(st, folder: Path, line: str, station: str) -> Optional[Path]:
@@ -1662,6 +1748,10 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
         fail(f"{folder}: the hot folder does not exist (or is not a folder); create it or fix the path")
     submit, st = _submitter("folder", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
                             max_upload_mb=max_upload_mb, db_schema=db_schema, db_wait=db_wait)
+    if st is not None:
+        # the status file and its "line" as the station stores the parts (`--line l1` wrote
+        # "line": "l1" beside parts kept as L1), as the watcher's run is named
+        line, station = st.names_as_stored(line, station)
 
     def show(path, r):
         from ..line.sources.folder import shown_name      # a name cannot print a forged line
@@ -1712,6 +1802,8 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     # the log does when the station could not take them
     click.echo(f"done: {w.counts['done']}, failed: {w.counts['failed']}"
                + (f", ignored (not an image the station takes): {w.counts['ignored']}" if w.counts["ignored"] else "")
+               + (f", judged but left in the folder (it cannot be moved: see the log): {len(w.not_moved)}"
+                  if w.not_moved else "")
                + (f", waiting in the folder for the next start: {w.waiting}" if w.waiting else ""),
                err=True)
 
@@ -1726,7 +1818,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
 @click.option("--line", required=True)
 @click.option("--station", default="cam", show_default=True)
 @click.option("--product", required=True)
-@click.option("--mode", default="free", show_default=True,
+@click.option("--mode", type=click.Choice(["free", "trigger"]), default="free", show_default=True,
               help="free: continuous at --max-fps; trigger: inspect when Enter is pressed.")
 @click.option("--max-fps", type=float, default=2.0, show_default=True,
               help="Most parts per second in free-run mode; a folder of images plays at this rate.")
@@ -1769,19 +1861,31 @@ def camera(source: Optional[str], line: str, station: str, product: str, mode: s
                                "file or folder), or LINEGUARD_CAMERA_SOURCE=... in the environment (where a camera "
                                "URL with its password goes)")
     line, station, product = _part_names(line, station, product)
-    submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
-                            db_schema=db_schema, db_wait=db_wait)
 
     def show(r):
         click.echo(part_line(r.get("part_id"), r))
 
+    def not_yet(*_a: Any) -> Any:      # parts go to the station once it is checked
+        raise RuntimeError("no station yet")
+    opened: list = []
+
+    def open_camera() -> None:
+        try:
+            opened.append(CameraSource(source, not_yet, station_name=station, mode=mode, max_fps=max_fps,
+                                       on_result=show, give_up_after_s=give_up_after))
+        except (RuntimeError, ValueError) as exc:
+            raise click.BadParameter(str(exc)) from exc
     try:
-        cam = CameraSource(source, submit, station_name=station, mode=mode, max_fps=max_fps, on_result=show,
-                           give_up_after_s=give_up_after)
-    except (RuntimeError, ValueError) as exc:
-        if st is not None:
-            st.close()
-        raise click.BadParameter(str(exc)) from exc
+        submit, st = _submitter("camera", line, station, product, server, api_key, data, db, webhook, mqtt, keeping,
+                                db_schema=db_schema, db_wait=db_wait, ready=open_camera)
+    except BaseException:
+        for cam in opened:
+            cam.close()
+        raise
+    if not opened:        # a submitter that did not ask for it (a stand-in's): opened here
+        open_camera()
+    cam = opened[0]
+    cam.submit = submit
     if st is not None:
         # the model's first part pays for its set-up (seconds): paid now, not by the first
         # frames of a live camera (lost meanwhile) or a trigger's part

@@ -90,8 +90,24 @@ def parse_retry_after(header: Optional[str], now: Optional[float] = None) -> Opt
 
 
 # What the station answers that a retry may cure: the same classes remote_submitter
-# retries by HTTP status (auth, unknown model, timeouts, overload, server errors).
+# retries by HTTP status (auth, unknown model, timeouts, overload, server errors). A key or
+# product refused at the start ends watch and camera there (cli.station checks both before
+# the first part); refused later in the run (the key revoked, the station restarted without
+# the product's model) the parts wait for it, said with what to do (_REFUSED_MEANWHILE):
+# ended, a hot folder's watcher would stop the line's inspection until someone restarted it,
+# and refused one by one, its good parts went to failed/.
 _RETRIED_STATUS = (401, 403, 404, 408, 429)
+
+# what a refusal of the key or the product during a run means, said with the station's answer
+_REFUSED_MEANWHILE = {
+    401: "the station no longer takes this key (revoked, or the station's keys replaced): give an operator key it "
+         "keeps and start this command again; the parts wait meanwhile",
+    403: "this key may not send parts (an operator key is needed): give one and start this command again; the "
+         "parts wait meanwhile",
+    404: "the station has no active model for this product now (restarted with other products, or its model "
+         "deactivated): activate one there, or start this command again with the product meant; the parts "
+         "wait meanwhile",
+}
 
 
 def retried(http_status: int) -> bool:
@@ -157,7 +173,10 @@ def remote_submitter(url: str, api_key: str, line: str, station_name: str, produ
         # sends; else the station's body): sent again 0.5 s after a model timeout, a part
         # joined the queue that had just timed out
         wait = parse_retry_after(r.headers.get("retry-after"))
-        raise SubmitFailed(f"HTTP {r.status_code}: {msg}", code,
+        meanwhile = _REFUSED_MEANWHILE.get(r.status_code)
+        if r.status_code == 404 and code != "no_active_model":
+            meanwhile = None      # not the product (an address that is no station's): said as it came
+        raise SubmitFailed(f"HTTP {r.status_code}: {msg}" + (f" ({meanwhile})" if meanwhile else ""), code,
                            retry_after_s=wait if wait is not None else asked)
 
     return submit

@@ -110,6 +110,26 @@ def folder_frames(folder: Union[str, os.PathLike], shown: Optional[str] = None) 
     return sorted(files, key=lambda p: p.name)
 
 
+def nothing_to_play(folder: Union[str, os.PathLike], shown: str) -> str:
+    """Why a folder played as a camera gives no frame, for the command's error: what it holds
+    instead is said by folder_frames' warning when there is any; an empty folder, or one of
+    hidden and temporary files alone, is said so here (its error said "what it holds instead
+    is said above" with nothing said above)."""
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:
+        holds = f"it cannot be listed: {exc.strerror or exc}"
+    else:
+        if not names:
+            holds = "it is empty"
+        elif all(n.startswith((".", "~")) for n in names):
+            holds = (f"it holds only {len(names)} hidden or temporary file(s), names starting with . or ~, "
+                     "which are never played")
+        else:
+            holds = "what it holds instead is said above"
+    return f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {shown} ({holds})"
+
+
 def read_frame(path: Union[str, os.PathLike]) -> Optional[np.ndarray]:
     """An image of a folder played as a camera, as the file holds it (EXIF turn applied; a
     12-bit camera's 16-bit photo stays 16-bit for the model to scale by its camera's depth;
@@ -152,8 +172,7 @@ class FolderCapture:
         self.folder = Path(folder)
         self.files = folder_frames(self.folder) if files is None else files
         if not self.files:
-            raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder "
-                               f"{shown_name(str(folder))} (what it holds instead is said above): a camera source "
+            raise RuntimeError(f"{nothing_to_play(folder, shown_name(str(folder)))}: a camera source "
                                "folder is played once, as a recorded run; for a folder that receives images as "
                                "parts come, use `lineguard watch FOLDER`")
         self.fps = fps
@@ -228,8 +247,7 @@ class FrameGrabber:
         if self.kind == "folder":
             self._files = folder_frames(source, self.shown)
             if not self._files:
-                raise RuntimeError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {self.shown} "
-                                   "(what it holds instead is said above)")
+                raise RuntimeError(nothing_to_play(source, self.shown))
             self.fps = float(fps or 1.0)
             # read as `lineguard camera` reads a folder: one image that cannot be read is said
             # and passed over (taken as the end, it stopped the playback, and every later
@@ -323,7 +341,9 @@ class FrameGrabber:
                 self.frames += 1
                 self._cond.notify_all()
             if self.lost is not None:
-                log.info("camera %s delivers frames again", self.shown)
+                # said as loudly as the loss: at INFO, `camera --server` (which shows WARNING and
+                # up) said the stream lost and never that it came back
+                log.warning("camera %s delivers frames again", self.shown)
                 self._set_lost(None)
 
     def _set_lost(self, why: Optional[str]) -> None:
