@@ -190,7 +190,7 @@ def test_a_live_cameras_outage_is_said_again_after_a_minute_with_the_frames_lost
                               "from frame CAM-") and "a live camera cannot wait" in said[0]
     assert said[1] == ("the station still cannot take frames after 60 s (ConnectError: [Errno 111] Connection "
                        "refused); 3 frames lost so far")
-    assert said[2] == "the station takes frames again after 75.0 s: 5 frames lost while it could not (not inspected)"
+    assert said[2] == "the station takes frames again after 75.0 s (from its first refusal): 5 frames lost while it could not (not inspected)"
     assert (cam.outages, cam.lost, cam.inspected) == (1, 5, 1)
 
 

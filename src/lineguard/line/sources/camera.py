@@ -297,11 +297,11 @@ class CameraSource:
             return
         if outage["lost"]:
             self._outage.ends(STATION_OUTAGE, logging.WARNING,
-                              "the station takes frames again after %(lasted).1f s: %(lost)d frame%(s)s lost while "
+                              "the station takes frames again after %(lasted).1f s (from its first refusal): %(lost)d frame%(s)s lost while "
                               "it could not (not inspected)", s="s" if outage["lost"] != 1 else "")
         else:
             self._outage.ends(STATION_OUTAGE, logging.WARNING,
-                              "the station takes frames again after %(lasted).1f s: the recorded source waited for "
+                              "the station takes frames again after %(lasted).1f s (from its first refusal): the recorded source waited for "
                               "it, no frame lost")
 
     def is_file(self) -> bool:
@@ -330,6 +330,11 @@ class CameraSource:
                     f"--max-fps, {self.refused} refused")
             if self.missed:
                 line += f", {self.missed} came while a frame was being judged (the station was busy)"
+            # a live camera's frames read before the loop took its first one (the camera's
+            # start) or after the last one (the stop): 13 of 62 went unaccounted
+            aside = self.frames_read - self.taken - self.skipped - self.missed
+            if aside > 0:
+                line += f", {aside} read but not taken (before the first frame or after the stop)"
         if self.lost:
             line += (f", {self.lost} not inspected: the station could not take {'them' if self.lost != 1 else 'it'} "
                      f"({self.outages} outage{'s' if self.outages != 1 else ''}"
@@ -338,7 +343,10 @@ class CameraSource:
         if failed - self.lost:
             line += f", {failed - self.lost} not inspected for an error (see the log)"
         if self._paused_s >= 0.05 and self.is_file():
-            line += f"\nthe recorded source waited {self._paused_s:.1f} s for the station"
+            # the waits between tries only: the outage's length, said when it ended, runs from
+            # the first refusal to the first frame taken again
+            line += (f"\nthe recorded source's playback was paused {self._paused_s:.1f} s in all for the station "
+                     "(the waits between tries)")
         if self.mode == "free" and self.skipped and self.is_file():
             fps = self._file_fps
             rate = f"its recorded {fps:g} fps" if fps else "its recorded rate"
