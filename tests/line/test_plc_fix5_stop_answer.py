@@ -40,6 +40,16 @@ def _generous_stop(monkeypatch, answer_s=60.0, ack_s=60.0):
     monkeypatch.setattr(plc_handshake, "STOP_ACK_S", ack_s, raising=False)
 
 
+def _ack(plc) -> None:
+    """ResultsAck raised and lowered; a stop waiting for the acknowledgement may close the
+    link as soon as it is raised, before the PLC lowers it (seen on a loaded machine)."""
+    plc.coil(1, True)
+    try:
+        plc.coil(1, False)
+    except Exception:  # noqa: BLE001 - the link closed once acknowledged: what the stop is for
+        pass
+
+
 def _plc_reads_the_answer(plc, ack: bool = True, timeout: float = 60.0):
     """What a PLC program does after a trigger: polls ResultsValid, reads the result and
     acknowledges it. None when the link closed under it first."""
@@ -50,7 +60,7 @@ def _plc_reads_the_answer(plc, ack: bool = True, timeout: float = 60.0):
             if bits["valid"]:
                 regs = plc.regs()
                 if ack:
-                    plc.pulse(1)        # ResultsAck
+                    _ack(plc)
                 return regs
         except Exception:  # noqa: BLE001 - the link closed: the PLC never got an answer
             return None

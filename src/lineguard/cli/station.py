@@ -730,8 +730,15 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                 served = False
                 fail(str(exc), code=PORT_REFUSED)
         finally:
+            # every link drops TriggerReady first, then all wait out their part in inspection
+            # under one deadline: closed one after the other, the second link took parts
+            # while the first waited, and the stop's wait added up
+            from ..line.plc_handshake import stop_deadline
             for plc in plcs:
-                plc.close()
+                plc.begin_stop()
+            deadline = stop_deadline()
+            for plc in plcs:
+                plc.close(deadline=deadline)
             if grabber is not None:
                 grabber.close()
             station.close()

@@ -40,7 +40,7 @@ from sqlalchemy import select, text
 from .camera_frame import CameraFrame
 from .db import is_busy, is_refusal, is_unreachable
 from .errors import ModelLoadFailed, NotFound, StationBusy, StationError, StorageUnavailable
-from .orm import LineSignal, utcnow
+from .orm import LineSignal, OutboxEvent, utcnow
 from .outbox import record_event
 from .signal_spool import FOLDER as spool_folder
 from .signal_spool import AnswerJournal, SignalSpool
@@ -91,6 +91,16 @@ START_READ_S = 3.0
 # answer already up, this long of it at most: a PLC that acknowledges does so within its scan
 STOP_WAIT_S = 5.0
 STOP_ACK_S = 1.0
+# the line's latest outbox events searched for the one a stop's delivery_unknown corrects
+FIRST_EVENT_SCAN = 500
+
+
+def stop_deadline() -> float:
+    """The end of a stop's wait (time.monotonic()), STOP_WAIT_S from now: one for every PLC
+    link of the station, each link's begin_stop() run first, then close(deadline=...) on each
+    (two links waited for one after the other took twice the bound, the second taking parts
+    while the first was drained)."""
+    return time.monotonic() + STOP_WAIT_S
 
 _PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # photos in a camera folder past which its listing costs a part's window noticeable time
@@ -810,9 +820,12 @@ class Handshake:
         self.verification = VerificationState.UNKNOWN
         self._verify_every_s = verify_every_s
         self._verify_now = threading.Event()
+        # set at a stop's first step (begin_stop: TriggerReady drops, the link still open) and
+        # kept through link_closed and close
         self._closing = threading.Event()
         # the protocol's server has stopped (link_closed): an answer now reaches no PLC
         self._link_closed = False
+        self._shut = False      # close() has begun: workers, recorder, journal and spool go
         self._unheard_shown: Optional[Trigger] = None   # the answer up, unacknowledged, as it closed
         self._verifier: Optional[threading.Thread] = None
         # the station's line alarms (line.alarms) at this station, as AlarmCode: bit 0 a run
@@ -1049,10 +1062,33 @@ class Handshake:
         if alarms is not None:
             alarms.listeners.append(self._alarm_event)
 
-    def drain(self, connected: Callable[[], Optional[bool]] = lambda: None, bound_s: Optional[float] = None) -> bool:
-        """A stop: no trigger is taken from now on, and the link is held open until the part
-        in inspection is answered (its window closes at the latest) and the PLC acknowledged
-        the answer up, ``bound_s`` at most (STOP_WAIT_S), and STOP_ACK_S at most for the
+    @property
+    def draining(self) -> bool:
+        """Stopping, the link still open (begin_stop or drain, before link_closed and close):
+        a trigger now is answered as not ready, with its record, as at any other time."""
+        return self._closing.is_set() and not self._link_closed and not self._shut
+
+    def begin_stop(self) -> None:
+        """A stop's first step: TriggerReady drops (OPC UA: not Operational) and no part is
+        taken from now on; the link stays open, and a trigger now is answered through the
+        not-ready path (Modbus: Error 20, or NOT_READY, with its line_signals row; OPC UA: a
+        refused call). With two links the caller runs this on every link before closing any,
+        so neither takes parts while the other is drained. Again: nothing more."""
+        with self.lock:
+            if self._closing.is_set():
+                return
+            self._closing.set()
+            self.show()
+        log.info("line %s station %s: the station is stopping: TriggerReady dropped on the PLC link (%s), which "
+                 "stays open until the part in inspection is answered", self.line, self.station_name, self.protocol)
+
+    def drain(self, connected: Callable[[], Optional[bool]] = lambda: None, bound_s: Optional[float] = None,
+              deadline: Optional[float] = None) -> bool:
+        """A stop: no trigger is taken from now on (:meth:`begin_stop`, if the caller has not
+        run it), and the link is held open until the part in inspection is answered (its
+        window closes at the latest) and the PLC acknowledged the answer up, ``bound_s`` at
+        most (STOP_WAIT_S), or until ``deadline`` (time.monotonic(); one shared by every link
+        of a stop, see :func:`stop_deadline`), and STOP_ACK_S at most for the
         acknowledgement. Not waited for while ``connected()`` says no PLC is connected (None:
         not known). The adapter stops its server after this, then calls :meth:`link_closed`.
         True when no answer is left unacknowledged.
@@ -1060,10 +1096,9 @@ class Handshake:
         Before, the server stopped first: the part in inspection was judged and put up after
         the link closed, and recorded and sent to the MES as an answer the PLC had, while the
         PLC, cut off, handled it as unanswered."""
-        with self.lock:
-            self._closing.set()      # TriggerReady drops, a trigger now is refused
-            self.show()
-        deadline = time.monotonic() + (STOP_WAIT_S if bound_s is None else bound_s)
+        self.begin_stop()
+        if deadline is None:
+            deadline = time.monotonic() + (STOP_WAIT_S if bound_s is None else bound_s)
         ack_by: Optional[float] = None
         while True:
             with self.lock:
@@ -1093,10 +1128,28 @@ class Handshake:
                             "part tag %s (trigger %s): recorded with reason 'delivery_unknown'", self.line,
                             self.station_name, self.protocol, shown.tag, shown.seq)
 
+    def _first_event(self, s: Any, row: LineSignal) -> Optional[OutboxEvent]:
+        """The line_signal outbox event written with ``row`` (None: not found, pruned): the
+        newest of this link's events for its trigger number and part tag, among the line's
+        latest (written moments ago, at this stop)."""
+        recent = s.scalars(select(OutboxEvent).where(OutboxEvent.event == "line_signal", OutboxEvent.line == self.line)
+                           .order_by(OutboxEvent.id.desc()).limit(FIRST_EVENT_SCAN))
+        for ev in recent:
+            p = ev.payload or {}
+            if (p.get("station") == row.station and p.get("protocol") == row.protocol
+                    and p.get("trigger_seq") == row.trigger_seq and p.get("part_tag") == row.part_tag
+                    and "corrects_outbox_id" not in p):
+                return ev
+        return None
+
     def _mark_recorded_unheard(self) -> None:
         """The answer up as the link closed, if its row was written as told before it was
         known to be unacknowledged (the recorder is quick): the row's reason is corrected and
-        a line_signal event with ``"delivery": "unknown"`` goes out after the first one."""
+        a line_signal event with ``"delivery": "unknown"`` goes out after the first one,
+        naming it (``corrects_outbox_id``, ``corrects_message_id``; ``"change":
+        "delivery_unknown"``). Before, the second event had a message id of its own and
+        nothing tying it to the first: a consumer that drops a message id seen before took
+        it for another answer to the part."""
         trig = self._unheard_shown
         if trig is None or trig.recorded_unknown:
             return
@@ -1119,6 +1172,13 @@ class Handshake:
                          "result_code": row.result_code, "result": ResultCode(row.result_code).name,
                          "reason": fields["reason"]}
                 _delivery_unknown(fields, event)
+                first = self._first_event(s, row)
+                if first is None:
+                    log.warning("line %s station %s: the first line_signal event of part tag %s (trigger %s) is no "
+                                "longer in the outbox: its correction to delivery_unknown goes out without naming it",
+                                self.line, self.station_name, trig.tag, trig.seq)
+                event.update(change="delivery_unknown", corrects_outbox_id=first.id if first is not None else None,
+                             corrects_message_id=first.key if first is not None else None)
                 row.reason = fields["reason"]
                 record_event(s, "line_signal", self.line, event)
             trig.recorded_unknown = True
@@ -1129,7 +1189,9 @@ class Handshake:
                       self.line, self.station_name, trig.tag, trig.seq, exc)
 
     def close(self) -> None:
-        self._closing.set()
+        with self.lock:
+            self._closing.set()
+            self._shut = True
         self._verify_now.set()
         if self._verifier is not None:
             book = getattr(self.station, "test_parts", None)
@@ -1189,9 +1251,13 @@ class Handshake:
             self.show()
 
     def not_ready_reason(self) -> Optional[str]:
-        if self._closing.is_set():
+        if self._closing.is_set() and not self.draining:
             return ("the PLC link is closed (the station is stopping or stopped): no trigger is taken until it "
                     "starts again")
+        if self._closing.is_set():
+            # the link still open: this trigger is answered (Modbus) or refused (OPC UA) and recorded
+            return ("the station is stopping (the PLC link closes once the part in inspection is answered): no "
+                    "trigger is taken until it starts again")
         if self.starting:
             return "the station is still starting (wait for TriggerReady)"
         if self.pending is not None:
@@ -1218,8 +1284,11 @@ class Handshake:
             why = self.not_ready_reason()
             if why is not None:
                 self.refusal_photo = self.refused_photo(int(tag))
-            if self._closing.is_set():
-                # After close() (a request the protocol's server let through as it stopped): its
+            if self._closing.is_set() and not self.draining:
+                # After link_closed() or close() (a request the protocol's server let through as
+                # it stopped; while the stop drains, the link still open, a trigger goes the
+                # not-ready way below: Error 20 or NOT_READY, with its row and count, as
+                # before the stop waited for the part in inspection). After close(): its
                 # workers and recorder are shut down, so taken, the trigger's mark stayed held in
                 # the camera folder for ever (CameraFolder.trigger_taken, never taken nor dropped),
                 # the part stayed pending (busy) and the call raised RuntimeError. Refused here

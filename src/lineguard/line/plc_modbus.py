@@ -229,12 +229,22 @@ class ModbusStation:
         self.hs.start_verification()
         return self
 
-    def close(self) -> None:
+    def begin_stop(self) -> None:
+        """A stop's first step: TriggerReady drops, the link stays open (Handshake.begin_stop).
+        With two links the caller runs it on every link, then close(deadline=...) on each:
+        closed one after the other, the second link took parts while the first was drained."""
+        if self._loop is not None and self._server is not None:
+            self.hs.begin_stop()
+
+    def close(self, deadline: Optional[float] = None) -> None:
+        """Stop the link: begin_stop (if the caller has not), then the part in inspection is
+        answered and acknowledged over the link, until ``deadline`` (time.monotonic(), one
+        for every link of the stop: plc_handshake.stop_deadline) or STOP_WAIT_S from now."""
         if self._loop is not None and self._server is not None:
             # the part in inspection is answered, and its answer read, over the link before it
             # closes (bounded: Handshake.drain). Before, the server stopped first and the part
             # was answered to no one, yet recorded and sent to the MES as an answer the PLC had
-            self.hs.drain(self._plc_connected)
+            self.hs.drain(self._plc_connected, deadline=deadline)
             fut = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
             try:
                 fut.result(5)
@@ -248,7 +258,9 @@ class ModbusStation:
         self.hs.close()
 
     def _plc_connected(self) -> Optional[bool]:
-        """Whether a PLC is connected now (None: not known)."""
+        """Whether a PLC is connected now (None: not known). Any Modbus client counts, not
+        only the PLC: an HMI or a SCADA poller on the port makes the stop wait its bound
+        (STOP_WAIT_S) for a part in inspection, though no PLC will read the answer."""
         clients = getattr(self._server, "active_connections", None)
         return None if clients is None else bool(clients)
 

@@ -494,13 +494,24 @@ class OpcUaStation:
         etype = await server.create_custom_event_type(idx, "ResultReadyEventType", ua.ObjectIds.BaseEventType, fields)
         self._event = await server.get_event_generator(etype, vs)
 
-    def close(self) -> None:
+    def begin_stop(self) -> None:
+        """A stop's first step: TriggerReady drops and StartSingleJob is refused, the link
+        stays open (Handshake.begin_stop). With two links the caller runs it on every link,
+        then close(deadline=...) on each: closed one after the other, the second link took
+        parts while the first was drained."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self.hs.begin_stop()
+
+    def close(self, deadline: Optional[float] = None) -> None:
+        """Stop the link: begin_stop (if the caller has not), then the part in inspection is
+        answered and acknowledged over the link, until ``deadline`` (time.monotonic(), one
+        for every link of the stop: plc_handshake.stop_deadline) or STOP_WAIT_S from now."""
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             # the part in inspection is answered, and its result acknowledged, over the link
             # before the server stops (bounded: Handshake.drain). Before, the server stopped
             # first and the part was answered to no one, yet recorded and sent to the MES as
             # an answer the PLC had
-            self.hs.drain(self._plc_connected)
+            self.hs.drain(self._plc_connected, deadline=deadline)
             try:
                 self._loop.call_soon_threadsafe(self._stop.set)
             except RuntimeError:
@@ -511,7 +522,9 @@ class OpcUaStation:
         self.hs.close()
 
     def _plc_connected(self) -> Optional[bool]:
-        """Whether an OPC UA client is connected now (None: not known)."""
+        """Whether an OPC UA client is connected now (None: not known). Any client session
+        counts, not only the PLC: an HMI or a UA browser left connected makes the stop wait
+        its bound (STOP_WAIT_S) for a part in inspection, though no PLC will read the answer."""
         clients = getattr(getattr(self._server, "bserver", None), "clients", None)
         return None if clients is None else bool(clients)
 

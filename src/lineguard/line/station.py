@@ -1370,7 +1370,7 @@ def by_part_tag(rec: Inspection) -> bool:
 def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = None, product: Optional[str] = None,
               verdict: Optional[str] = None, part_id: Optional[str] = None, since: Optional[dt.datetime] = None,
               until: Optional[dt.datetime] = None, reviewed: Optional[bool] = None, lot: Optional[str] = None,
-              defect_type: Optional[str] = None, test_parts: Optional[bool] = None,
+              defect_type: Optional[Union[str, tuple[str, ...]]] = None, test_parts: Optional[bool] = None,
               photo_doubted: Optional[bool] = None, audit_sample: Optional[bool] = None,
               before_id: Optional[int] = None, serial: Optional[str] = None, along_id: bool = False) -> Any:
     # along_id: the columns whose indexes end in a time, not the id (line, product, test part,
@@ -1379,7 +1379,11 @@ def _matching(q: Any, *, line: Optional[str] = None, station: Optional[str] = No
     for col, val in ((kept(Inspection.line), line), (kept(Inspection.product), product),
                      (Inspection.verdict, verdict), (Inspection.part_id, part_id), (Inspection.lot, lot),
                      (Inspection.defect_type, defect_type), (Inspection.serial, serial)):
-        if val is not None:
+        if isinstance(val, tuple):
+            # a defect type's stored spellings (two products spell it each their own way: the
+            # server's part_filters): any of them, along the same index
+            q = q.where(col.in_(val))
+        elif val is not None:
             q = q.where(col == val)
     if station is not None:
         # in any case (line and product are matched to their stored names before, by

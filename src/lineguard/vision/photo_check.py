@@ -530,7 +530,8 @@ def _colour_odd_said(spread: float, colour: str) -> str:
     if colour == "colour":
         grey = "greyscale photo" if spread <= GREY_SPREAD else "nearly grey photo"
         return f"{grey} among colour ones: colour spread {spread:.2g}, the others above {COLOUR_SPREAD:g}"
-    return f"colour photo among greyscale ones: colour spread {spread:.2g}, the others at most {GREY_SPREAD:g}"
+    kind = "colour photo" if spread > COLOUR_SPREAD else "nearly grey photo"
+    return f"{kind} among greyscale ones: colour spread {spread:.2g}, the others at most {GREY_SPREAD:g}"
 
 
 _KIND_SAID = {"colour": "colour", "grey": "greyscale", "between": "nearly grey"}
@@ -539,9 +540,24 @@ _KIND_SAID = {"colour": "colour", "grey": "greyscale", "between": "nearly grey"}
 def colour_off_said(counts: dict[str, int]) -> str:
     """Why a model's colour check is off ("mixed": :func:`colour_learnt`'s ``counts``), and
     what turns it on, for train to say: a check off with no word let a greyscale or tinted
-    photo pass as OK on its score."""
+    photo pass as OK on its score.
+
+    Photos nearly grey (colour spread between ``GREY_SPREAD`` and ``COLOUR_SPREAD``: a grey
+    photo saved as JPEG reaches 0.5), all or all but a few clearly colour ones, are said so:
+    they are neither colour nor greyscale, not two cameras (20 nearly grey photos of one
+    camera were said to be "two cameras or settings"). They are not learnt "grey": a grey
+    model names a photo above ``COLOUR_SPREAD`` a colour photo, and learnt from photos that
+    reach it already, the same camera's next photo a little past it would be doubted as a
+    colour photo, a false reject blaming the camera."""
     n = sum(counts.values())
     seen = " and ".join(f"{counts[k]} {_KIND_SAID[k]}" for k in ("colour", "grey", "between") if counts.get(k))
+    few = max(2, int(ODD_MAX_SHARE * n)) if n >= ODD_MIN_PHOTOS else 0      # as colour_learnt leaves out
+    if counts.get("between") and counts.get("colour", 0) <= few:
+        return (f"colour check off: of the {n} good photos it looked at, {seen}: the photos are nearly grey (colour "
+                f"spread between {GREY_SPREAD:g} and {COLOUR_SPREAD:g}), neither clearly colour nor greyscale, so "
+                "neither check fits them; a greyscale or tinted part is judged on its score alone. To turn it on, "
+                "save a mono camera's photos as greyscale (PNG or one channel: a JPEG's colour rounding makes a grey "
+                "photo nearly grey), or check a colour camera's colour (saturation, white balance) is on")
     why = (f"too few good photos ({n}; {ODD_MIN_PHOTOS} or more) to leave one out as odd" if n < ODD_MIN_PHOTOS else
            f"more than a few unlike the rest (at most {max(2, int(ODD_MAX_SHARE * n))} are left out as odd), so "
            "two cameras or settings")

@@ -238,6 +238,8 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 # what a refusal's log line adds when the file cannot be moved to failed/ (said apart: NOT_MOVED)
 _LEFT = "; it stays in the folder: it cannot be moved to failed/ (said apart)"
+# what a log line adds for a file taken from the folder before its move (nothing left to move)
+_GONE = "; it was gone from the folder before it could be moved to {folder}/"
 
 
 class OutFolderRefused(OSError):
@@ -1275,7 +1277,7 @@ class FolderWatcher:
         if done["status"] == "failed":
             where = self._moved_out(path, self.failed_dir, what, None,
                                     reason=done["reason"] or "refused (see the watcher's log)")
-            if where:
+            if where and where != _GONE.format(folder=self.failed_dir.name):
                 log.warning("%s moved to %s/ (refused before)%s", shown_name(path.name), self.failed_dir.name, where)
         else:
             where = self._moved_out(path, self.done_dir, what, None)
@@ -1297,6 +1299,15 @@ class FolderWatcher:
                 self._move(path, folder)
                 where = ""
         except OSError as exc:
+            if exc.errno == errno.ENOENT and not os.path.lexists(path):
+                # gone between the look (_still) and the move: taken from the folder meanwhile (a
+                # person, the camera's own clean-up). Nothing is left to move and nothing is wrong
+                # with done/ or failed/: before, it was said at ERROR as a folder that "does not
+                # take it", with advice to check its permissions and free space
+                self.not_moved.pop(path.name, None)
+                log.debug("%s (%s) was gone from the folder before it could be moved to %s/", shown_name(path.name),
+                          what, folder.name)
+                return _GONE.format(folder=folder.name)
             self._not_moved(path, folder, what, exc, unjournalled)
             return None
         self.not_moved.pop(path.name, None)

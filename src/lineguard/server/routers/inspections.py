@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import math
 import tempfile
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Iterator, Literal, Optional, Union
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -178,26 +178,35 @@ def part_filters(
     return filters
 
 
-def _stored_defect_type(station: Station, defect_type: Optional[str], product: Optional[str]) -> Optional[str]:
-    """A defect type typed in another case ("Crack") as it is spelt on the product's list or in
-    the parts reviewed as it ("crack"), as a line or product is: the gallery found no part for
-    "Crack" while "l1" and "CELL" found theirs. The comparison stays exact (along its index);
-    one spelling is all there is, since a product's list refuses two types told apart by case."""
+def _stored_defect_type(station: Station, defect_type: Optional[str], product: Optional[str]
+                        ) -> Optional[Union[str, tuple[str, ...]]]:
+    """A defect type typed in any case ("Crack") as it is stored: the spelling on the
+    product's list or in the parts reviewed as it ("crack"), as a line or product is (the
+    gallery found no part for "Crack" while "l1" and "CELL" found theirs). One product's list
+    refuses two types told apart by case, but two products may spell one type each their own
+    way (A "Crack", B "crack"), and a type taken off a list keeps its parts' spelling: with
+    more than one stored spelling, the set of them (the filter matches any, along the defect
+    type's index: line.station._matching), so that without a product filter the parts of
+    both are found, not those of whichever spelling matched first."""
     if not defect_type:
         return defect_type
+    folded = defect_type.casefold()
     with station.db.session() as s:
-        if s.scalar(select(Inspection.id).where(Inspection.defect_type == defect_type).limit(1)) is not None:
-            return defect_type
         products = [product] if product else part_names.stored_names(station.db, "product")
-        folded = defect_type.casefold()
-        for t in sorted({t for p in products for t in defect_types(s, p)}):
-            if t.casefold() == folded:
-                return t
-        # a type taken off the list since: the parts reviewed as it keep its spelling
-        stored = s.scalar(select(Inspection.defect_type).where(Inspection.defect_type.is_not(None),
-                                                               func.lower(Inspection.defect_type) == folded.lower())
-                          .limit(1))
-    return stored or defect_type
+        spellings = {t for p in products for t in defect_types(s, p) if t.casefold() == folded}
+        # the parts' own spellings (a type taken off a list since, another product's case)
+        reviewed = select(Inspection.defect_type).where(Inspection.defect_type.is_not(None),
+                                                        func.lower(Inspection.defect_type) == folded.lower())
+        if product:
+            reviewed = reviewed.where(Inspection.product == product)
+        spellings.update(t for t in s.scalars(reviewed.distinct().limit(SPELLINGS_MAX)) if t)
+    if not spellings:
+        return defect_type      # no part, no list: refused by the export, "no parts" in the list
+    return next(iter(spellings)) if len(spellings) == 1 else tuple(sorted(spellings))
+
+
+# the stored spellings of one defect type looked for (each product may spell it its own way)
+SPELLINGS_MAX = 50
 
 
 @router.get("/names", summary="The lines and products the records hold (for a filter's suggestions)",
@@ -290,12 +299,13 @@ def export_inspections(
                              headers={"Content-Disposition": f'attachment; filename="{safe_name}.csv"'})
 
 
-def _known_defect_type(station: Station, defect_type: Optional[str], product: Optional[str]) -> None:
+def _known_defect_type(station: Station, defect_type: Optional[Union[str, tuple[str, ...]]],
+                       product: Optional[str]) -> None:
     """NotFound for a defect type no part was reviewed as and no product's list (``product``'s,
     when named) holds: "scrach" sent an empty export. A type taken off a product's list
     since is still found: the parts reviewed as it keep it."""
-    if not defect_type:
-        return
+    if not defect_type or isinstance(defect_type, tuple):
+        return      # a tuple: the stored spellings of a type (_stored_defect_type), known
     with station.db.session() as s:
         # along the defect type's own index: one row at most
         if s.scalar(select(Inspection.id).where(Inspection.defect_type == defect_type).limit(1)) is not None:
