@@ -68,6 +68,7 @@ def test_a_corrected_report_is_the_next_revision_and_one_sent_in_error_is_withdr
     first = page.locator("#issued-table tbody tr").filter(has_text="LW first, to ACME")
     expect(first).to_have_count(1)
     page.fill("#issue-note", "LW corrected, to ACME")
+    page.once("dialog", lambda d: d.accept())     # a new revision of a window issued is asked first
     page.click("#issue-month")
     expect(page.locator("#status")).to_contain_text("; revision 2, replaces #")
     second = page.locator("#issued-table tbody tr").filter(has_text="LW corrected, to ACME")

@@ -53,7 +53,7 @@ def test_the_report_of_one_shift(spc_station):
     assert [(x["line"], x["station"], x["parts"], x["NG"]) for x in rep["stations"]] == [("L1", "S1", 100, 20),
                                                                                         ("L2", "S2", 50, 0)]
     assert rep["reviews"] == {"false_rejects": 3, "confirmed_defects": 4, "escapes": 1, "review_good": 0,
-                              "review_defect": 1, "ok_audited": 5, "waiting": 14, "escapes_audit": 0,
+                              "review_defect": 1, "ok_audited": 0, "waiting": 14, "escapes_audit": 0,
                               "escapes_found_otherwise_by": {"station review": 0, "next process": 0, "customer": 0,
                                                              "other": 0, "not said": 1},
                               "escapes_text": "1 where not said"}

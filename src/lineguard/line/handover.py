@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import re
 import socket
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from sqlalchemy import func, select, update
 
@@ -46,19 +46,74 @@ def write_note(db: Any, shift_start: dt.datetime, line: Optional[str], note: str
     return notes(db, shift_start, line)
 
 
-def notes(db: Any, shift_start: dt.datetime, line: Optional[str]) -> dict[str, Any]:
+def notes(db: Any, shift_start: dt.datetime, line: Optional[str], shift_end: Optional[dt.datetime] = None,
+          is_start: Optional[Callable[[dt.datetime], Optional[dt.datetime]]] = None) -> dict[str, Any]:
     """The shift's note (the newest, None when none was written or it was taken back) and
-    its history, newest first."""
+    its history, newest first. With the shift's end: ``other_shifts``, the notes written
+    for shifts under other shift starts that overlap this one (:func:`_overlapping`), each
+    with the start of the shift it was written for. ``is_start``: for an instant, the end
+    of the shift starting there under the station's shift starts now (None: no shift does)."""
     with db.session() as s:
         rows = list(s.scalars(select(ShiftNote).where(ShiftNote.shift_start == shift_start,
                                                       ShiftNote.line == (line or ""))
                               .order_by(ShiftNote.id.desc()).limit(100)))
+    out = _note_of(rows)
+    if shift_end is not None:
+        out["other_shifts"] = [{"shift_start": iso_utc(start), **_note_of(rows)}
+                               for start, rows in _overlapping(db, shift_start, shift_end, line, is_start)]
+    return out
+
+
+def _note_of(rows: list[ShiftNote]) -> dict[str, Any]:
     history = [{"note": r.note, "written_by": r.written_by, "written_at": iso_utc(r.written_at)} for r in rows]
     current = history[0] if history and history[0]["note"] else None
     return {"note": current["note"] if current else None,
             "written_by": current["written_by"] if current else None,
             "written_at": current["written_at"] if current else None,
             "history": history}
+
+
+# a shift is a day at the longest (one shift start a day): a note's shift reaches no further
+LONGEST_SHIFT = dt.timedelta(hours=24)
+
+
+def _overlapping(db: Any, start: dt.datetime, end: dt.datetime, line: Optional[str],
+                 is_start: Optional[Callable[[dt.datetime], Optional[dt.datetime]]]
+                 ) -> list[tuple[dt.datetime, list[ShiftNote]]]:
+    """The notes of ``line`` written for shifts other than the one from ``start`` to ``end``
+    that overlap it, by the start of the shift each was written for, oldest first (each's
+    versions newest first). A note names its shift by its start alone: after the station's
+    shift starts changed (06:00/14:00/22:00 to 06:00/18:00), the night's notes were written
+    for a 22:00 shift no report asks for any more, and were lost. A note's shift started in
+    this one, or before it and ended after this one began: a shift starting where a shift
+    starts now ends where that shift ends now; any other (written under other starts) ends
+    at the next such start a note was written for, on any line, or a day after it began at
+    most (the shift starts then are not kept: a shift no note was written for after it may
+    make it look longer)."""
+    with db.session() as s:
+        starts = sorted({t for (t,) in s.execute(
+            select(ShiftNote.shift_start).where(ShiftNote.shift_start >= start - LONGEST_SHIFT,
+                                                ShiftNote.shift_start < end + LONGEST_SHIFT).distinct())})
+        mine = {t for (t,) in s.execute(
+            select(ShiftNote.shift_start).where(ShiftNote.line == (line or ""), ShiftNote.shift_start != start,
+                                                ShiftNote.shift_start >= start - LONGEST_SHIFT,
+                                                ShiftNote.shift_start < end).distinct())}
+        ends_now = {t: (is_start(t) if is_start is not None else None) for t in starts}
+        out = []
+        for t in sorted(mine):
+            if t < start:
+                if ends_now[t] is not None:
+                    t_end = ends_now[t]
+                else:
+                    later = [u for u in starts if u > t and ends_now[u] is None]
+                    t_end = min(later + [t + LONGEST_SHIFT])
+                if t_end <= start:
+                    continue
+            rows = list(s.scalars(select(ShiftNote).where(ShiftNote.shift_start == t,
+                                                          ShiftNote.line == (line or ""))
+                                  .order_by(ShiftNote.id.desc()).limit(100)))
+            out.append((t, rows))
+    return out
 
 
 def process_name() -> str:

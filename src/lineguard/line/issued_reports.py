@@ -25,6 +25,7 @@ from . import audit
 from .db import Database
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import IssuedReport, iso_utc, utcnow
+from .part_names import folded, station_is
 from .spc_data import FOUND_OTHERWISE
 
 NOTE_MAX = 2000          # a covering note ("sent to ACME with 8D 114"), not a letter
@@ -46,8 +47,10 @@ def _days(w: dict[str, Any]) -> str:
 
 
 def _scope(row: Any) -> tuple:
-    """What makes two issued reports revisions of one report: the kind, window and scope."""
-    return (row.kind, row.since, row.until, row.line, row.station, row.product)
+    """What makes two issued reports revisions of one report: the kind, window and scope.
+    The station in any case, as the report's filter matches it (station_is): one issued
+    for a typed "s1" counted S1's parts, and stood beside S1's as another revision 1."""
+    return (row.kind, row.since, row.until, row.line, folded(row.station.strip()), row.product)
 
 
 def _revisions(s: Any, rows: list[IssuedReport]) -> dict[int, tuple[int, Optional[int], Optional[int]]]:
@@ -100,10 +103,14 @@ def _subject(kind: str, w: dict[str, Any]) -> str:
 
 
 def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: str = "",
-          kind: str = "period") -> dict[str, Any]:
+          kind: str = "period", revision_meant: Optional[int] = None) -> dict[str, Any]:
     """Keep ``report`` (line.period_report's, or for ``kind`` "shift" line.shift_report's,
     as made now) as issued; its header back. A shift report is kept so at the handover,
-    signed by who hands over: what the next shift and the shift lead were told."""
+    signed by who hands over: what the next shift and the shift lead were told.
+    ``revision_meant``: the revision the caller means to issue (1: the window's first); when the
+    window's next is another (issued since: a second tap, another engineer), nothing is
+    kept and :class:`Conflict` names the report that stands. A second tap on Issue made a
+    revision 2 without the note, replacing the one sent with it."""
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
         raise InvalidRequest(f"the note is {len(note)} characters; at most {NOTE_MAX}: say where the report went, "
@@ -125,12 +132,31 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
         s.add(row)
         s.flush()
         revision = _revisions(s, [row])[row.id]
+        if revision_meant is not None and revision[0] != revision_meant:
+            standing = s.get(IssuedReport, revision[1]) if revision[1] is not None else None
+            raise _issued_since(w, revision, revision_meant, standing)
         # in the change log with the report, in its transaction: a quality system asks who
         # sent what to the customer (or handed what over to the next shift), and when
         audit.record(s, "report.signed" if kind == "shift" else "report.issued", _subject(kind, w), issued_by,
                      issued_report=row.id, since=w["since"], until=w["until"], note=note or None,
                      revision=revision[0] if revision[0] > 1 else None, replaces=revision[1])
         return _header(row, revision)
+
+
+def _issued_since(w: dict[str, Any], revision: tuple[int, Optional[int], Optional[int]], meant: int,
+                  standing: Optional[IssuedReport]) -> Conflict:
+    """The refusal of a revision not meant: the report that stands for the window, and how
+    to replace it if that is what is wanted."""
+    what = f"{_days(w)} ({_scope_words(w)})"
+    if standing is None:     # meant a later revision than the window has: nothing stands to replace
+        return Conflict(f"no report of {what} is issued yet, so this would be its revision 1, not {meant}: issue "
+                        "it as revision 1", revision=revision[0], replaces=None)
+    note = f", note \"{standing.note}\"" if standing.note else ", no note"
+    return Conflict(f"report #{standing.id} of {what} was issued already (by {standing.issued_by or 'an open read'} "
+                    f"at {iso_utc(standing.issued_at)}{note}): this would be its revision {revision[0]}, replacing "
+                    f"it, not revision {meant}; nothing was issued. To send a corrected report, issue it as revision "
+                    f"{revision[0]} (its note is not carried over: write it again)",
+                    revision=revision[0], replaces=standing.id)
 
 
 def withdraw(db: Database, report_id: int, by: Optional[str], reason: str) -> dict[str, Any]:
@@ -181,7 +207,7 @@ def issued_for(db: Database, report: dict[str, Any], kind: str = "period") -> li
     w = window_of(kind, report)
     return _headers(db, IssuedReport.kind == kind, IssuedReport.since == window_time(w["since"]),
                     IssuedReport.until == window_time(w["until"]), IssuedReport.line == (w.get("line") or ""),
-                    IssuedReport.station == (w.get("station") or ""),
+                    station_is(IssuedReport.station, w.get("station") or ""),
                     IssuedReport.product == (w.get("product") or ""))
 
 

@@ -1,4 +1,4 @@
-"""The lines and products the station's records hold, and a typed name matched to them.
+"""The lines, stations and products the station's records hold, and a typed name matched to them.
 
 A person filtering the gallery types "l1" for line "L1" (or "cell " for "cell") and got
 no part at all: the filters compare exactly, so each can use its index. The stored names
@@ -35,6 +35,58 @@ def stored_names(db: Any, column: str) -> list[str]:
         return [r[0] for r in s.execute(hop)]
 
 
+# the tables whose stations are read, each along its index that starts (line, station):
+# ix_inspections_line_station_id, ix_line_signals_station_id (a station whose parts the PLC
+# rejected without a verdict holds no part record, and is still a station)
+_STATIONS_OF = {"inspections": ("ix_inspections_line_station_id", "ix_inspections_line_created"),
+                "line_signals": ("ix_line_signals_station_id", "ix_line_signals_line_triggered")}
+
+
+def stored_stations(db: Any, table: str = "inspections") -> dict[str, list[str]]:
+    """{line: its stations} among the rows of ``table`` (the parts, or line_signals: the PLC's
+    answers), each list in the database's order. No index starts with the station: the
+    lines are read by hopping along the line's index, then each line's stations along
+    (line, station), one lookup per name, never a scan."""
+    if table not in _STATIONS_OF:
+        raise ValueError(f"stations are read from {', '.join(_STATIONS_OF)} only, not {table!r}")
+    lines = text(f"WITH RECURSIVE names(name) AS ("
+                 f" SELECT MIN(line) FROM {table}"
+                 f" UNION ALL SELECT (SELECT MIN(line) FROM {table} WHERE line > names.name)"
+                 f" FROM names WHERE names.name IS NOT NULL)"
+                 f" SELECT name FROM names WHERE name IS NOT NULL")
+    hop = text(f"WITH RECURSIVE names(name) AS ("
+               f" SELECT MIN(station) FROM {table} WHERE line = :line"
+               f" UNION ALL SELECT (SELECT MIN(station) FROM {table} WHERE line = :line AND station > names.name)"
+               f" FROM names WHERE names.name IS NOT NULL)"
+               f" SELECT name FROM names WHERE name IS NOT NULL")
+    with db.session() as s:
+        return {ln: [r[0] for r in s.execute(hop, {"line": ln})] for (ln,) in s.execute(lines).all()}
+
+
+def stations_by_line(db: Any) -> dict[str, list[str]]:
+    """{line: its stations, sorted}: where a part was inspected or the PLC was answered."""
+    out: dict[str, set[str]] = {}
+    for table in _STATIONS_OF:
+        for ln, stations in stored_stations(db, table).items():
+            out.setdefault(ln, set()).update(stations)
+    return {ln: sorted(names) for ln, names in sorted(out.items())}
+
+
+def station_names(db: Any, line: Optional[str] = None) -> list[str]:
+    """The stations a part was inspected at or the PLC was answered for, sorted: ``line``'s
+    (as stored) when given, else every line's."""
+    by_line = stations_by_line(db)
+    if line:
+        return by_line.get(line, [])
+    return sorted({n for names in by_line.values() for n in names})
+
+
+def station_lines(db: Any, station: str) -> list[str]:
+    """The lines with a station named ``station`` (as stored, or in another case)."""
+    want = station.strip().casefold()
+    return [ln for ln, names in stations_by_line(db).items() if any(n.strip().casefold() == want for n in names)]
+
+
 def as_stored(typed: Optional[str], names: list[str]) -> Optional[str]:
     """The stored name ``typed`` means: itself when stored, else the one stored name equal
     to it apart from case and surrounding spaces; unchanged when none or several are."""
@@ -48,11 +100,15 @@ def as_stored(typed: Optional[str], names: list[str]) -> Optional[str]:
 
 
 def resolve_filters(db: Any, filters: dict[str, Any]) -> dict[str, Any]:
-    """``filters`` with a typed line and product replaced by the names stored (as_stored)."""
+    """``filters`` with a typed line, station and product replaced by the names stored
+    (as_stored; the station among the line's own when a line is given): "s1" echoed back
+    as the station of a report or an export's name, and issued as another report than "S1"."""
     out = dict(filters)
     for column in _INDEXED:
         if out.get(column):
             out[column] = as_stored(out[column], stored_names(db, column))
+    if out.get("station"):
+        out["station"] = as_stored(out["station"], station_names(db, out.get("line")))
     return out
 
 
@@ -73,6 +129,16 @@ def names_holding_nothing(db: Any, filters: dict[str, Any]) -> list[str]:
                     + (f" ({did_you_mean(close)})" if close else "")
                     + (f"; the {column}s the station holds parts of: {listed(names)}" if names
                        else "; the station holds no part yet"))
+    station = filters.get("station")
+    if station:
+        line = filters.get("line")
+        names = station_names(db, line)
+        if station not in names:
+            close = close_names(station, names)
+            said.append(f"no part of station {station!r} is stored" + (f" on line {line!r}" if line else "")
+                        + (f" ({did_you_mean(close)})" if close else "")
+                        + (f"; the stations with parts stored{' on that line' if line else ''}: {listed(names)}"
+                           if names else "; no station's part is stored yet"))
     return said
 
 

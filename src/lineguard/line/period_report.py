@@ -29,7 +29,7 @@ from .shifts import plant_zone, wall_to_utc
 from .spc_data import (FOUND_OTHERWISE, Filters, Periods, _where, audit_ok_counts, defect_subgroups,
                        defect_type_counts, escape_places_text, escapes_found_otherwise_by,
                        kept_filters, naive_utc, no_verdict_counts, refuse_backwards, rejected_never_judged,
-                       review_counts, verdict_counts)
+                       review_counts, said, verdict_counts)
 from .errors import InvalidRequest
 
 # a report's window at most: a year and a month (a report "since the plant opened" is the
@@ -70,11 +70,11 @@ def window(since: Optional[dt.datetime], until: Optional[dt.datetime], timezone:
     except (OverflowError, ValueError):     # an edge at the calendar's very start or end
         raise InvalidRequest("since/until lie at the calendar's edge: send both, as days (since=2026-11-01"
                              "&until=2026-11-30)") from None
-    refuse_backwards(since, until, until_given)
+    refuse_backwards(since, until, until_given, zone)
     if until - since > dt.timedelta(days=MAX_DAYS):
-        raise InvalidRequest(f"since ({iso_utc(since)}) to until ({iso_utc(until)}) is longer than {MAX_DAYS} days: "
-                             "send a shorter window (a month: since=2026-11-01&until=2026-11-30), or take the "
-                             "parts export for longer")
+        raise InvalidRequest(f"since ({said(since, zone)}) to until ({said(until, zone)}) is longer than {MAX_DAYS} "
+                             "days: send a shorter window (a month: since=2026-11-01&until=2026-11-30), or take "
+                             "the parts export for longer")
     return since, until
 
 

@@ -21,7 +21,7 @@ from .alarms import escalation_step, no_verdict_plain
 from .db import Database
 from .orm import Inspection, LineSignal, iso_utc, utcnow
 from .shifts import Shift, days_before, parse_shift_starts, plant_zone, shift_of
-from .spc_data import (Filters, Periods, ScoreSources, _where, defect_subgroups,
+from .spc_data import (Filters, Periods, ScoreSources, _where, audit_ok_counts, defect_subgroups,
                        defect_type_counts, escape_places_text, escapes_found_otherwise_by, no_verdict_counts,
                        review_counts, score_subgroups)
 from .station import _iso
@@ -94,8 +94,12 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
     drift = spc.score_drift(groups)
     drifted = bool(drift.alarm and drift.points and any(
         q.drift for q in drift.points if q.label == shift.label))
+    # the models are the week's: they differ for this shift only when it has scores to compare
+    # (a shift with no part said "several models judged these parts" beside no model at all)
+    scored = any(q.n for q in drift.points if q.label == shift.label)
 
     reviewed = review_counts(db, f)
+    audited = audit_ok_counts(db, f)
     first_run = handover.runs_recorded_from(db)
     # where the shift's escapes were found: the audit sample's, then the others by place (the
     # month report's split, so a customer's complaint reads as such at the next handover); the
@@ -142,7 +146,9 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
                                                  if any(found_otherwise.values()) else [])),
                     "review_good": reviewed.get(("REVIEW", "good"), 0),
                     "review_defect": reviewed.get(("REVIEW", "defect"), 0),
-                    "ok_audited": reviewed.get(("OK", "good"), 0) + reviewed.get(("OK", "defect"), 0),
+                    # the random audit sample's OK parts reviewed, as the period report's "audited OK
+                    # reviewed": every OK part reviewed counted the customer's escapes as audited too
+                    "ok_audited": audited["good"] + audited["defect"],
                     "waiting": waiting},
         "defect_types": [vars(b) for b in spc.pareto(type_counts)],
         "models": [{"product": p, "model_id": m, "registry_version": v, "parts": int(n)}
@@ -165,13 +171,22 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # station ran through the shift"
         "runs_recorded_from": _iso(first_run) if first_run is not None and first_run > shift.start_utc else None,
         # what the shift wrote for the next one (the newest; its earlier versions as history)
-        "handover_note": handover.notes(db, shift.start_utc, line),
+        # and the notes written for a shift under other shift starts that overlaps this one
+        # (the starts were changed since), each with the shift it was written for
+        "handover_note": handover.notes(db, shift.start_utc, line, shift.end_utc,
+                                        lambda t: _ends_if_starts(t, starts, zone)),
         # what the acknowledged ones turned out to be, most first: what stopped the line
         "alarm_causes": [{"cause": k, "label": named.get(k, k), "alarms": n}
                          for k, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
         "drift": {"alarm": drifted, "text": _drift_words(drift, shift.label, drifted),
-                  "models_differ": len(score_models) > 1},
+                  "models_differ": scored and len(score_models) > 1},
     }
+
+
+def _ends_if_starts(t: dt.datetime, starts: Any, zone: dt.tzinfo) -> Optional[dt.datetime]:
+    """The end of the shift starting at ``t`` under the shift starts now; None when none does."""
+    sh = shift_of(t, starts, zone)
+    return sh.end_utc if sh.start_utc == t else None
 
 
 def _control(subgroups: list[spc.Subgroup], shift: Shift, since: dt.datetime) -> Optional[dict[str, Any]]:

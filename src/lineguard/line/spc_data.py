@@ -24,7 +24,7 @@ from ..vision.result import DefectRegion
 from .close_names import close_names
 from .db import Database
 from .errors import InvalidRequest, NotFound
-from .part_names import as_stored, station_is, stored_names
+from .part_names import as_stored, station_is, station_lines, station_names, stored_names
 from .reviews import FOUND_BY
 from .orm import Inspection, LineSignal, ModelVersion, utcnow
 from . import shifts
@@ -60,22 +60,56 @@ def naive_utc(t: Optional[dt.datetime]) -> Optional[dt.datetime]:
         raise InvalidRequest(str(exc)) from None
 
 
-def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime], until_given: bool = True) -> None:
+class Typed(dt.datetime):
+    """A window's edge as the records are compared with it (naive UTC), knowing what was
+    typed for it (``typed``): a message says the day the person typed, not the instant it
+    became ("since (2026-12-07T23:00:00Z)" for since=2026-12-08 in Berlin). Compares, sorts
+    and is stored as the datetime it is; arithmetic gives plain datetimes."""
+    typed: Optional[str] = None
+
+
+def as_typed(t: Optional[dt.datetime], text: Optional[str]) -> Optional[dt.datetime]:
+    """``t`` (naive UTC) as a :class:`Typed` remembering ``text`` as typed; None stays None."""
+    if t is None:
+        return t
+    out = Typed(t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond, fold=t.fold)
+    out.typed = (text or "").strip() or None
+    return out
+
+
+def said(t: dt.datetime, zone: Optional[dt.tzinfo] = None) -> str:
+    """A window's edge as a message says it: as typed when it was (:func:`as_typed`), else on
+    the plant's clocks (``zone``), else in UTC."""
+    typed = getattr(t, "typed", None)
+    if typed:
+        return typed
+    if zone is not None:
+        try:
+            return t.replace(tzinfo=dt.timezone.utc).astimezone(zone).isoformat(timespec="minutes")
+        except (OverflowError, ValueError):     # at the calendar's very edge: UTC then
+            pass
+    return f"{t.isoformat()}Z"
+
+
+def refuse_backwards(since: Optional[dt.datetime], until: Optional[dt.datetime], until_given: bool = True,
+                     zone: Optional[dt.tzinfo] = None) -> None:
     """InvalidRequest when both are given and ``since`` is not before ``until``: such a
     window holds nothing, and a list answering "none" would look like a quiet period.
     ``until_given`` false: until is the default (now, today's start), and "swap them" made
-    no sense of a since in the future."""
+    no sense of a since in the future. The edges are said as typed (:func:`said`; one not
+    typed on the plant's clocks when ``zone`` is given)."""
     if since is not None and until is not None and since >= until:
         if not until_given:
-            raise InvalidRequest(f"since ({since.isoformat()}Z) is not before {until.isoformat()}Z, where the window "
+            raise InvalidRequest(f"since ({said(since, zone)}) is not before {said(until, zone)}, where the window "
                                  "ends when no until is given (now, or today's start): no part can be in it; give "
                                  "a since in the past, or an until after it")
         if since == until:
             # since=2026-12-08&until=2026-12-07: both read 2026-12-08T00:00, "must be before" itself
-            raise InvalidRequest(f"since and until are the same instant ({since.isoformat()}Z): no part can be in "
-                                 "that window; a day alone as until holds all of that day (to the next day's "
-                                 "00:00), so until's day must not be before since's: swap them or widen the window")
-        raise InvalidRequest(f"since ({since.isoformat()}Z) must be before until ({until.isoformat()}Z); "
+            raise InvalidRequest(f"since and until are the same instant (since {said(since, zone)}, until "
+                                 f"{said(until, zone)}): no part can be in that window; a day alone as until holds "
+                                 "all of that day (to the next day's 00:00), so until's day must not be before "
+                                 "since's: swap them or widen the window")
+        raise InvalidRequest(f"since ({said(since, zone)}) must be before until ({said(until, zone)}); "
                              "swap them or widen the window")
 
 
@@ -98,9 +132,9 @@ def resolve_window(by: str, since: Optional[dt.datetime], until: Optional[dt.dat
             else until - DEFAULT_WINDOW[by])
     except (OverflowError, ValueError):   # an until in the first days of year 1
         raise InvalidRequest("until is too early to look back from; give since as well") from None
-    refuse_backwards(since, until, until_given)
+    refuse_backwards(since, until, until_given, zone)
     if by in _PERIOD and (until - since) / _PERIOD[by] > MAX_SUBGROUPS:
-        raise InvalidRequest(f"{since:%Y-%m-%d} to {until:%Y-%m-%d} by {by} is more than {MAX_SUBGROUPS} "
+        raise InvalidRequest(f"{said(since, zone)} to {said(until, zone)} by {by} is more than {MAX_SUBGROUPS} "
                              "subgroups; narrow since/until or group by a longer period (shift, day)")
     return since, until
 
@@ -159,6 +193,32 @@ def known_names(db: Database, line: Optional[str], product: Optional[str]) -> tu
         raise NotFound(_unknown_name(column, typed, names), unknown=column, known=names[:50],
                        did_you_mean=_close_names(typed, names))
     return out[0], out[1]
+
+
+def known_station(db: Database, station: Optional[str], line: Optional[str] = None) -> Optional[str]:
+    """``station`` as the records spell it ("S1" for a typed "s1"), among ``line``'s stations
+    (as stored: known_names' first) when a line is given; None or "" stays as it is (every
+    station). A station no part was inspected at (on that line) and no PLC answer names is
+    refused (:class:`NotFound`, naming the stations known): "S9" answered 200 with 0 parts,
+    read as a station that made nothing, and "s1" was echoed back as the report's station
+    and issued as another report than "S1"'s."""
+    if not station:
+        return station
+    names = station_names(db, line)
+    named = as_stored(station, names)
+    if named in names:
+        return named
+    close = _close_names(station, names)
+    where = f" on line {line!r}" if line else ""
+    msg = f"unknown station {station!r}{where}: no part was ever inspected at it" + (" there" if line else "")
+    msg += ("; did you mean " + " or ".join(repr(n) for n in close) + "?") if close else "."
+    elsewhere = [ln for ln in (station_lines(db, station) if line else []) if ln != line]
+    if elsewhere:
+        msg += f" Its parts are on line {', '.join(elsewhere)}."
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    msg += (f" The stations{' of line ' + line if line else ''} the station knows: {shown or 'none yet'}; "
+            "leave station empty for every station")
+    raise NotFound(msg, unknown="station", known=names[:50], did_you_mean=close)
 
 
 # the stored names ``typed`` is probably meant to be (several in another case: as_stored

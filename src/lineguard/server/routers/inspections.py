@@ -22,7 +22,7 @@ from ...line.imagestore import media_type_for
 from ...line.orm import Inspection
 from ...line.reviews import FOUND_BY, defect_types
 from ...line.shifts import plant_zone
-from ...line.spc_data import known_names, refuse_backwards
+from ...line.spc_data import known_names, known_station, refuse_backwards
 from ...line import xlsx
 from ...line.xlsx import TooManyRows
 from ...line.station import (Part, Station, _iso, count_parts, inspection_to_dict, part_history,
@@ -268,6 +268,7 @@ def export_inspections(
     # report refuse it, naming the known ones: it sent a file of its header only, read as a
     # line that made nothing (the gallery's list still answers such a filter "no parts")
     known_names(station.db, filters["line"], filters["product"])
+    filters["station"] = known_station(station.db, filters["station"], filters["line"])
     _known_defect_type(station, filters["defect_type"], filters["product"])
     zone = plant_zone(station.config.timezone)     # the plant_time column
     named = "-".join(v for v in (filters[k] for k in ("line", "product", "lot", "verdict")) if v)

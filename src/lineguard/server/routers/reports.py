@@ -15,7 +15,7 @@ from ...line.errors import InvalidRequest
 from ...line.shifts import Shift, parse_shift_starts, plant_zone, shift_as_signed, shift_of
 from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
-from ...line.spc_data import known_names
+from ...line.spc_data import known_names, known_station
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..text_rules import NO_NUL
@@ -118,7 +118,9 @@ def _period_scope(caller: Optional[Caller] = Depends(reader),     # first: signe
     # the SPC endpoints' scope (spc.scope), read the same way; only the defaults of
     # since/until differ (whole plant days, a month: line.period_report.window)
     named_line, named_product = known_names(station.db, line or None, product or None)
-    return Scope(named_line, station_name or None, named_product, plant_time(station, since, "since"),
+    # "s1" is the stored S1: the report says S1 and is the next revision of S1's, not another
+    named_station = known_station(station.db, station_name or None, named_line)
+    return Scope(named_line, named_station, named_product, plant_time(station, since, "since"),
                  plant_time(station, until, "until", end=True), kept_since(station.db))
 
 
@@ -179,17 +181,24 @@ def _workbook(report: dict[str, Any], station: Station, issued: Optional[dict[st
 class IssueIn(RequestIn):
     note: str = Field("", max_length=issued_reports.NOTE_MAX, pattern=NO_NUL,
                       description="where the report went and why (\"sent to ACME, with 8D 114\"); may be empty")
+    revision: Optional[int] = Field(None, ge=1, le=DB_INT_MAX,
+                                    description="the revision this is meant to be (1: the window's first report); "
+                                                "when the window's next revision is another (issued since: a second "
+                                                "tap, another engineer), 409 naming the report that stands "
+                                                "(error.replaces, error.revision) and nothing is issued; left out: "
+                                                "the next revision, whatever it is")
 
 
 @router.post("/period/issue", status_code=201,
              summary="Issue the period's report (the window and scope as GET /period takes them): keep it as it "
                      "is now, with who issued it, when and the note, never changed by later reviews",
-             responses=errors(401, 403, 404, 422))
+             responses=errors(401, 403, 404, 409, 422))
 def issue_period(body: IssueIn, where: Scope = Depends(_period_scope), _known: None = Depends(known_query_only),
                  station: Station = Depends(get_station),
                  caller: Caller = Depends(require("engineer"))) -> dict[str, Any]:
     report = _made_now(where, station, caller)
-    return {"issued": issued_reports.issue(station.db, report, caller.who, body.note), "report": report}
+    return {"issued": issued_reports.issue(station.db, report, caller.who, body.note, revision_meant=body.revision),
+            "report": report}
 
 
 @router.get("/issued", summary="The reports issued (period reports) and signed (shift reports), newest first (who, "

@@ -16,8 +16,9 @@ from ...line.errors import InvalidRequest
 from ...line.part_records import BOM
 from ...line.record_keeper import kept_since
 from ...line.shifts import parse_shift_starts, plant_instant, plant_zone, shift_instant
-from ...line.spc_data import (Filters, Periods, audit_ok_counts, baseline_scores, defect_subgroups, parts_without_lot,
-                              defect_type_counts, kept_filters, known_names, region_centres, rejected_never_judged,
+from ...line.spc_data import (Filters, Periods, as_typed, audit_ok_counts, baseline_scores, defect_subgroups,
+                              parts_without_lot, defect_type_counts, kept_filters, known_names, known_station,
+                              region_centres, rejected_never_judged,
                               resolve_window, review_counts, score_subgroups, verdict_counts)
 from ...line.spreadsheet_cells import spreadsheet_safe
 from ...line.station import Station, _iso
@@ -49,7 +50,8 @@ def plant_time(station: Station, text: Optional[str], name: str, end: bool = Fal
         return None
     zone = plant_zone(station.config.timezone)     # the station's own: checked at start-up
     try:
-        return plant_instant(text, zone, end=end, name=name)
+        # knowing what was typed: a refusal says the day typed, not the UTC instant it became
+        return as_typed(plant_instant(text, zone, end=end, name=name), text)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
 
@@ -325,8 +327,10 @@ def scope(_r: Any = Depends(reader),     # first: a caller is let in before the 
     # a line or product typed in another case finds its parts, as in the gallery; a misspelt
     # one is a 404 naming the close ones (it answered 0 parts, read as a line that made nothing)
     named_line, named_product = known_names(station.db, line or None, product or None)
+    # the station likewise: "s1" is S1 (and said so), "S9" a 404 naming the stations
+    named_station = known_station(station.db, station_name or None, named_line)
     # the cutoff of the last deletion of old records, by whichever process on the database
-    return Scope(named_line, station_name or None, named_product, plant_time(station, since, "since"),
+    return Scope(named_line, named_station, named_product, plant_time(station, since, "since"),
                  plant_time(station, until, "until", end=True), kept_since(station.db),
                  plant_zone(station.config.timezone))
 

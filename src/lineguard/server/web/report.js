@@ -52,8 +52,14 @@ LG.start(async (main) => {
       } catch (e) { LG.fail(e); }
     }}, "Save the note");
     const older = n.history.slice(n.note ? 1 : 0);
+    // notes written for this time under other shift starts (the starts changed since): kept
+    // with the shift they were written for, not lost from every report
+    const others = (n.other_shifts || []).filter((o) => o.note);
     return h("div", {class: "panel", id: "handover"}, h("h2", {}, "Handover note"),
       h("p", {class: "pre", id: "handover-note-text"}, n.note || "–"), h("p", {}, said),
+      others.length ? h("div", {id: "handover-other-shifts"}, others.map((o) => h("p", {},
+        h("span", {class: "muted"}, `Written for the shift from ${when(o.shift_start)} (under other shift starts), `
+          + `by ${o.written_by || "–"} at ${when(o.written_at)}: `), h("span", {class: "pre"}, o.note)))) : null,
       h("details", {class: "no-print", id: "handover-edit", open: !n.note},
         h("summary", {}, n.note ? "Change the note" : "Write the note"), text, h("div", {}, save)),
       older.length ? h("details", {id: "handover-history"}, h("summary", {}, `Earlier versions (${older.length})`),
@@ -169,7 +175,7 @@ LG.start(async (main) => {
           + (r.drift.models_differ ? " (several models judged these parts: their scores are not comparable)" : ""))),
       h("div", {class: "panel", id: "reviews"}, h("h2", {}, "What reviewers found among this shift's parts"),
         table("review-table", ["false rejects (NG, good)", "confirmed defects (NG)", "escapes (OK, defect)",
-          "at review: defect / good", "OK parts audited", "NG/REVIEW not reviewed yet"],
+          "at review: defect / good", "audit-sample OK parts reviewed", "NG/REVIEW not reviewed yet"],
         [h("tr", {}, cell(r.reviews.false_rejects), cell(r.reviews.confirmed_defects),
           cell(r.reviews.escapes_text ? `${r.reviews.escapes} (${r.reviews.escapes_text})` : r.reviews.escapes),
           cell(`${r.reviews.review_defect} / ${r.reviews.review_good}`), cell(r.reviews.ok_audited),

@@ -369,10 +369,27 @@ LG.start(async (main) => {
     await loadIssued();
   });
 
-  // one report a tap (LG.once: a double tap issued it twice)
+  // one report a tap (LG.once: a double tap issued it twice). Sent as the window's first
+  // revision: a window issued already (a second tap after the answer: it issued a revision 2
+  // without the note, replacing the one sent with it) is refused, and a new revision is
+  // issued only when the engineer says so, with the note in the field kept until then
   LG.once(issueForm, async () => {
     if (!shown) throw new Error("No charts shown: press Show first; the report issued is of the window shown.");
-    const got = await api("/api/v1/reports/period/issue" + LG.q(shown), {method: "POST", body: {note: issueNote.value}});
+    const send = (revision) => api("/api/v1/reports/period/issue" + LG.q(shown),
+      {method: "POST", body: {note: issueNote.value, revision}});
+    let got;
+    try {
+      got = await send(1);
+    } catch (err) {
+      const said = err && err.status === 409 && err.body && err.body.error;
+      if (!said || !said.replaces) throw err;
+      if (!confirm(`${said.message}.\n\nIssue revision ${said.revision}, replacing #${said.replaces}?`
+        + (issueNote.value.trim() ? "" : " Its note is empty."))) {
+        LG.say(`Not issued: report #${said.replaces} stands for this window.`);
+        return;
+      }
+      got = await send(said.revision);
+    }
     issueNote.value = "";
     LG.say(`Period report issued: ${LG.when(got.issued.since)} to ${LG.when(got.issued.until)}`
       + (got.issued.line ? `, line ${got.issued.line}` : "")
