@@ -40,3 +40,16 @@ def test_a_defect_type_in_another_case_finds_its_parts_in_the_list_and_the_expor
         # a type no part and no list holds is still refused, naming the known ones
         r = c.get("/api/v1/inspections/export", params={"defect_type": "scrach"})
         assert r.status_code == 404 and "scratch" in r.text, r.text
+
+
+def test_a_verdict_in_any_case_filters_the_list_and_the_export_and_a_wrong_one_says_what_to_give(spc_station):
+    # `lineguard parts --verdict ng` took it; the API answered a raw pattern message
+    st = spc_station()
+    _parts(st)
+    with client(st) as c:
+        for path in ("/api/v1/inspections", "/api/v1/inspections/export"):
+            r = c.get(path, params={"verdict": "ng"})
+            assert r.status_code == 200, r.text
+            assert "P0" in r.text and "P3" not in r.text
+            r = c.get(path, params={"verdict": "bad"})
+            assert r.status_code == 422 and "give OK, NG or REVIEW" in r.text, r.text

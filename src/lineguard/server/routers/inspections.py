@@ -141,7 +141,8 @@ def _parse_bool(v: Optional[str]) -> Optional[bool]:
 
 def part_filters(
     line: Optional[str] = None, station_name: Optional[str] = Query(None, alias="station"),
-    product: Optional[str] = None, verdict: Optional[str] = Query(None, pattern="^(OK|NG|REVIEW)$"),
+    product: Optional[str] = None,
+    verdict: Optional[str] = Query(None, max_length=20, description="OK, NG or REVIEW, in any case"),
     part_id: Optional[str] = None,
     since: Optional[str] = Query(None, max_length=TIME_TEXT, description=SINCE_HELP),
     until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
@@ -166,8 +167,14 @@ def part_filters(
     # a window back to front holds no part: answered "0 parts" (an empty export), it read as a
     # quiet period, where SPC, alarms and the change log say "swap them"
     refuse_backwards(since_t, until_t)
+    # in any case, as `lineguard parts --verdict ng` takes it (the API answered "ng" with a
+    # raw pattern: "String should match pattern '^(OK|NG|REVIEW)$'")
+    verdict = (verdict or "").strip().upper() or None
+    if verdict is not None and verdict not in ("OK", "NG", "REVIEW"):
+        raise InvalidRequest(f"verdict {verdict!r} is not a verdict: give OK, NG or REVIEW (in any case), or leave it "
+                             "out for every part")
     filters = dict(line=line or None, station=station_name or None, product=product or None,
-                   verdict=verdict or None, part_id=part_id or None, since=since_t, until=until_t,
+                   verdict=verdict, part_id=part_id or None, since=since_t, until=until_t,
                    reviewed=reviewed, lot=lot or None, defect_type=defect_type or None, test_parts=test_parts,
                    # stored without surrounding spaces (Part.checked): a scanner's trailing CR still finds it
                    serial=(serial or "").strip() or None,
