@@ -93,3 +93,8 @@ def test_activate_rollback_shadow_and_retrain_say_what_they_are_doing(pages, sta
     expect(page.locator("#train-form button[type=submit]")).to_be_enabled()
     expect(page.locator("#train-status")).to_have_text("")
     expect(page.locator("#status")).to_have_class("error")
+    # a read answered afterwards (the page's own refresh) leaves a change's warning to be read:
+    # it took "this may not have been saved" away at once
+    page.evaluate("() => LG.api('/api/v1/models')")
+    expect(page.locator("#status")).to_contain_text("this may not have been saved")
+    expect(page.locator("#status")).to_have_class("error")

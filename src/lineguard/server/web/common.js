@@ -16,6 +16,8 @@ const LG = (() => {
     return capital ? w.charAt(0).toUpperCase() + w.slice(1) : w;
   };
   const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+  // a read the station did not answer: said until it answers again (see say)
+  const NO_ANSWER_READ = "The station did not answer (network or station down): reload or try again once it answers.";
   let me = null;
 
   // h("div", {class: "x", onclick: fn}, "text", child) -> element; strings become text
@@ -139,7 +141,7 @@ const LG = (() => {
       throw new ApiError(0, UNSAFE.has(method)
         ? "The station did not answer (network or station down): this may not have been saved. Look once it "
           + "answers again, then do it again if it is not there."
-        : "The station did not answer (network or station down): reload or try again once it answers.");
+        : NO_ANSWER_READ);
     }
     if (offline) {
       // back: the message about it goes (a later error stays)
@@ -200,7 +202,10 @@ const LG = (() => {
     el.className = kind;
     el.textContent = msg;
     delete el.dataset.notTaken;     // a tap not taken is said once, after what was said before it
-    if (offline && kind === "error") el.dataset.offline = "1"; else delete el.dataset.offline;
+    // only a read's "did not answer" goes by itself once the station answers again: a change's
+    // "may not have been saved" stays to be read (a page's refresh answered took it away)
+    if (offline && kind === "error" && msg === NO_ANSWER_READ) el.dataset.offline = "1";
+    else delete el.dataset.offline;
     clearTimeout(statusTimer);
     if (kind !== "error") statusTimer = setTimeout(() => { el.textContent = ""; el.className = ""; delete el.dataset.notTaken; }, 6000);
   }
