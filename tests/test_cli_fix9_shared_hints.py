@@ -9,34 +9,11 @@
 """
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from cli_runner import run_in_process
-from conftest import PG_URL, pg_reachable
+from conftest import PG_URL
 from test_camera_change_walk import _folder
-
-
-@pytest.fixture
-def station_schema():
-    """A station's schema (migrated, as a station that started once has it), dropped after,
-    with the slip of its name a test may have made."""
-    if not pg_reachable():
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
-    from lineguard.line.db import Database
-    schema = f"lg_test_fix9_{uuid.uuid4().hex[:8]}_boot"
-    db = Database(PG_URL, schema=schema)
-    try:
-        db.upgrade()
-    finally:
-        db.dispose()
-    yield schema
-    for name in (schema, schema.replace("_boot", "_bot")):
-        db = Database(PG_URL, schema=name)
-        try:
-            db.drop_schema()
-        finally:
-            db.dispose()
+from test_cli_fix2_old_records import station_schema  # noqa: F401 - the fixture
 
 
 @pytest.mark.parametrize("command", [["keys", "list"], ["users", "list"]])

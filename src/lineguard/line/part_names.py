@@ -26,13 +26,20 @@ def stored_names(db: Any, column: str) -> list[str]:
     database's order of its index."""
     if column not in _INDEXED:
         raise ValueError(f"names are read for {', '.join(_INDEXED)} only, not {column!r}")
-    hop = text(f"WITH RECURSIVE names(name) AS ("
-               f" SELECT MIN({column}) FROM inspections"
-               f" UNION ALL SELECT (SELECT MIN({column}) FROM inspections WHERE {column} > names.name)"
-               f" FROM names WHERE names.name IS NOT NULL)"
-               f" SELECT name FROM names WHERE name IS NOT NULL")
     with db.session() as s:
-        return [r[0] for r in s.execute(hop)]
+        return [r[0] for r in s.execute(_hop("inspections", column))]
+
+
+def _hop(table: str, column: str, where: str = "") -> Any:
+    """The distinct values of ``column`` in ``table`` (rows matching ``where``), each found by
+    one lookup along an index that starts with it (or with ``where``'s columns, then it):
+    MIN, then the MIN above it, and so on; never a scan."""
+    also = f"{where} AND " if where else ""
+    return text(f"WITH RECURSIVE names(name) AS ("
+                f" SELECT MIN({column}) FROM {table}{' WHERE ' + where if where else ''}"
+                f" UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {also}{column} > names.name)"
+                f" FROM names WHERE names.name IS NOT NULL)"
+                f" SELECT name FROM names WHERE name IS NOT NULL")
 
 
 # the tables whose stations are read, each along its index that starts (line, station):
@@ -49,16 +56,7 @@ def stored_stations(db: Any, table: str = "inspections") -> dict[str, list[str]]
     (line, station), one lookup per name, never a scan."""
     if table not in _STATIONS_OF:
         raise ValueError(f"stations are read from {', '.join(_STATIONS_OF)} only, not {table!r}")
-    lines = text(f"WITH RECURSIVE names(name) AS ("
-                 f" SELECT MIN(line) FROM {table}"
-                 f" UNION ALL SELECT (SELECT MIN(line) FROM {table} WHERE line > names.name)"
-                 f" FROM names WHERE names.name IS NOT NULL)"
-                 f" SELECT name FROM names WHERE name IS NOT NULL")
-    hop = text(f"WITH RECURSIVE names(name) AS ("
-               f" SELECT MIN(station) FROM {table} WHERE line = :line"
-               f" UNION ALL SELECT (SELECT MIN(station) FROM {table} WHERE line = :line AND station > names.name)"
-               f" FROM names WHERE names.name IS NOT NULL)"
-               f" SELECT name FROM names WHERE name IS NOT NULL")
+    lines, hop = _hop(table, "line"), _hop(table, "station", "line = :line")
     with db.session() as s:
         return {ln: [r[0] for r in s.execute(hop, {"line": ln})] for (ln,) in s.execute(lines).all()}
 
