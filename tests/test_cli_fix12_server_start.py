@@ -93,3 +93,12 @@ def test_with_server_the_commands_own_log_says_its_info_lines():
                        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC)})
     assert r.returncode == 0, r.stderr
     assert "heartbeat works again" in r.stderr, r.stderr
+
+
+def test_a_line_typed_in_another_case_is_the_stations_line_at_the_start_check():
+    # the station finds "l1" as its L1 (a part's line is matched in any case); the start
+    # check refused `--line l1` for a model active on L1, "no active model for it on line 'l1'"
+    from lineguard.cli.station import _product_refused
+    assert _product_refused([("cell", "L1", True)], "cell", "l1", "http://st:8000") is None
+    said = _product_refused([("cell", "L2", True)], "cell", "l1", "http://st:8000")
+    assert said is not None and "no active model for it on line 'l1'" in said

@@ -55,3 +55,17 @@ def test_the_period_report_and_the_parts_list_say_the_days_typed_too(spc_station
         assert r.status_code == 422, r.text
         said = r.json()["error"]["message"]
         assert "(2026-12-08)" in said and "(2026-12-01)" in said and "T23:00:00Z" not in said, said
+
+
+def test_a_window_edge_as_typed_binds_as_a_datetime_in_a_raw_query():
+    # the edge that remembers what was typed is a datetime subclass; sqlite3 adapts by exact
+    # type and refused it in a raw text() or literal() bind ("type 'Typed' is not supported")
+    import datetime as dt
+
+    from sqlalchemy import create_engine, literal, select, text
+
+    from lineguard.line.spc_data import as_typed
+    edge = as_typed(dt.datetime(2026, 12, 7, 23, 0), "2026-12-08")
+    with create_engine("sqlite://").connect() as c:
+        assert c.execute(text("select :x"), {"x": edge}).scalar() == "2026-12-07 23:00:00"
+        assert c.execute(select(literal(edge))).scalar() in ("2026-12-07 23:00:00", dt.datetime(2026, 12, 7, 23, 0))

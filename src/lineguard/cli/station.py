@@ -1662,9 +1662,11 @@ def _product_refused(versions: list[tuple[str, str, bool]], product: str, line: 
     refuses every part of ``product`` on ``line``, naming the product meant; None when it
     has an active model for it there. One wording for --data and --server."""
     from ..line.close_names import close_names
-    if any(p == product and active and ln in ("", line) for p, ln, active in versions):
+    # the station finds a line in any case ("l1" is its L1: Station._line_as_stored)
+    here = ("", (line or "").strip().casefold())
+    if any(p == product and active and (ln or "").casefold() in here for p, ln, active in versions):
         return None
-    active = sorted({p for p, ln, on in versions if on and ln in ("", line)})
+    active = sorted({p for p, ln, on in versions if on and (ln or "").casefold() in here})
     known = sorted({p for p, _ln, _on in versions})
     if product in known:
         msg = (f"the station at {where} has product {product!r} but no active model for it on line {line!r}; "

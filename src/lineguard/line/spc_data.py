@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -64,8 +65,15 @@ class Typed(dt.datetime):
     """A window's edge as the records are compared with it (naive UTC), knowing what was
     typed for it (``typed``): a message says the day the person typed, not the instant it
     became ("since (2026-12-07T23:00:00Z)" for since=2026-12-08 in Berlin). Compares, sorts
-    and is stored as the datetime it is; arithmetic gives plain datetimes."""
+    and is stored as the datetime it is; arithmetic and replace() keep the class but not
+    what was typed (``typed`` None: said as an instant), and so do pickling and copying."""
     typed: Optional[str] = None
+
+
+# sqlite3 adapts datetimes by their exact type: a Typed bound without a column's type (a
+# raw text() or literal()) was refused, "type 'Typed' is not supported" (PostgreSQL's driver
+# looks along the class's bases); stored as sqlite3 stores a datetime
+sqlite3.register_adapter(Typed, lambda t: dt.datetime.isoformat(t, " "))
 
 
 def as_typed(t: Optional[dt.datetime], text: Optional[str]) -> Optional[dt.datetime]:

@@ -16,8 +16,6 @@ const LG = (() => {
     return capital ? w.charAt(0).toUpperCase() + w.slice(1) : w;
   };
   const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-  // a read the station did not answer: said until it answers again (see say)
-  const NO_ANSWER_READ = "The station did not answer (network or station down): reload or try again once it answers.";
   let me = null;
 
   // h("div", {class: "x", onclick: fn}, "text", child) -> element; strings become text
@@ -137,11 +135,13 @@ const LG = (() => {
       if (_e instanceof ApiError) throw _e;
       // the browser's own words ("Failed to fetch") say nothing a person can act on
       offline = true;
-      // a change may have reached the station with only its answer lost (Wi-Fi dropping)
+      // a change may have reached the station with only its answer lost (Wi-Fi dropping):
+      // said until read, not taken away by the next answer (see say)
+      changeLost = UNSAFE.has(method);
       throw new ApiError(0, UNSAFE.has(method)
         ? "The station did not answer (network or station down): this may not have been saved. Look once it "
           + "answers again, then do it again if it is not there."
-        : NO_ANSWER_READ);
+        : "The station did not answer (network or station down): reload or try again once it answers.");
     }
     if (offline) {
       // back: the message about it goes (a later error stays)
@@ -159,7 +159,7 @@ const LG = (() => {
     try { data = text ? JSON.parse(text) : null; } catch (_e) { data = text; }
     // 503: the station is up but cannot serve now (its database away): like no answer, its
     // message goes by itself at the next answer (a wall display sends no form to clear it)
-    if (r.status === 503) offline = true;
+    if (r.status === 503) { offline = true; changeLost = false; }
     if (!r.ok) {
       const msg = (data && data.error && data.error.message) || (data && data.detail) || r.statusText;
       throw new ApiError(r.status, typeof msg === "string" ? msg : JSON.stringify(msg), data);
@@ -195,17 +195,20 @@ const LG = (() => {
   }
 
   // the status line under the header: what happened, or what went wrong and what to do
-  let statusTimer = null, offline = false;
+  // offline: the last request got no answer or a 503; changeLost: that request was a change
+  let statusTimer = null, offline = false, changeLost = false;
   function say(msg, kind = "info") {
     const el = document.getElementById("status");
     if (!el) return;
     el.className = kind;
     el.textContent = msg;
     delete el.dataset.notTaken;     // a tap not taken is said once, after what was said before it
-    // only a read's "did not answer" goes by itself once the station answers again: a change's
-    // "may not have been saved" stays to be read (a page's refresh answered took it away)
-    if (offline && kind === "error" && msg === NO_ANSWER_READ) el.dataset.offline = "1";
+    // a read's "did not answer" and a 503's words go by themselves once the station answers
+    // again; a change's "may not have been saved" stays to be read (a page's refresh answered
+    // took it away at once)
+    if (offline && kind === "error" && !changeLost) el.dataset.offline = "1";
     else delete el.dataset.offline;
+    if (kind === "error") changeLost = false;
     clearTimeout(statusTimer);
     if (kind !== "error") statusTimer = setTimeout(() => { el.textContent = ""; el.className = ""; delete el.dataset.notTaken; }, 6000);
   }
