@@ -70,7 +70,10 @@ def started(monkeypatch, no_lineguard_env, serve_ports_anywhere):
         def start(self, hold=False):
             return self
 
-        def close(self):
+        def begin_stop(self):     # serve's stop: every link first drops TriggerReady
+            pass
+
+        def close(self, deadline=None):
             pass
 
     monkeypatch.setattr(frames, "FrameGrabber", Grabber)

@@ -36,7 +36,10 @@ def links(monkeypatch, tmp_path, serve_ports_anywhere):
         def start(self, hold=False):
             return self
 
-        def close(self):
+        def begin_stop(self):     # serve's stop: every link first drops TriggerReady
+            pass
+
+        def close(self, deadline=None):
             pass
 
     monkeypatch.setattr(plc_modbus, "ModbusStation", type("Modbus", (Link,), {"protocol": "modbus"}))

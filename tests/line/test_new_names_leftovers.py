@@ -84,7 +84,10 @@ def test_a_recipe_one_slip_from_a_known_product_is_refused_naming_new_product_an
         def start(self, hold=False):
             return self
 
-        def close(self):
+        def begin_stop(self):     # serve's stop: every link first drops TriggerReady
+            pass
+
+        def close(self, deadline=None):
             pass
     monkeypatch.setattr(plc_modbus, "ModbusStation", Link)
     monkeypatch.setattr(cli_station, "_release_plcs_when_up", lambda *a, **kw: None)

@@ -230,7 +230,10 @@ def test_serve_gives_each_link_its_own_camera_folder_and_the_plc_host(tmp_path, 
                 raise RuntimeError("stop here")
             return self
 
-        def close(self):
+        def begin_stop(self):     # serve's stop: every link first drops TriggerReady
+            pass
+
+        def close(self, deadline=None):
             pass
 
     monkeypatch.setattr(plc_modbus, "ModbusStation", type("Modbus", (Link,), {"protocol": "modbus"}))

@@ -173,7 +173,10 @@ def served_camera(monkeypatch, serve_ports_anywhere):
         def start(self, hold=False):
             return self
 
-        def close(self):
+        def begin_stop(self):     # serve's stop: every link first drops TriggerReady
+            pass
+
+        def close(self, deadline=None):
             pass
 
     monkeypatch.setattr(frames, "FrameGrabber", Grabber)
