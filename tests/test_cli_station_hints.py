@@ -67,7 +67,7 @@ def test_the_hint_of_a_station_found_by_lineguard_data_names_it(tmp_path):
 
 
 @pytest.fixture
-def fix2_schema():
+def hints_schema():
     if not pg_reachable():
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (run `make services`)")
     schema = f"lg_test_fix2_{uuid.uuid4().hex[:8]}"
@@ -80,11 +80,11 @@ def fix2_schema():
         db.dispose()
 
 
-def test_the_hint_of_a_postgresql_station_names_its_database_and_schema_but_never_the_password(tmp_path, fix2_schema):
+def test_the_hint_of_a_postgresql_station_names_its_database_and_schema_but_never_the_password(tmp_path, hints_schema):
     # the test server trusts every connection: any password is taken, so the hint can be run
     secret = "l1ne-pw-77"
     url = PG_URL.replace("postgres@", f"postgres:{secret}@")
-    where = ["--db", url, "--db-schema", fix2_schema, "--data", "line2"]
+    where = ["--db", url, "--db-schema", hints_schema, "--data", "line2"]
     r = run_in_process("keys", "create", "--role", "admin", *where, "--new", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = run_in_process("keys", "create", "--role", "operator", *where, cwd=tmp_path)
@@ -92,7 +92,7 @@ def test_the_hint_of_a_postgresql_station_names_its_database_and_schema_but_neve
     assert secret not in r.stderr
     assert "with the database password where *** stands" in r.stderr
     revoke = [a.replace("***", secret) for a in _hint(r.stderr, "revoke")]
-    assert "--db-schema" in revoke and fix2_schema in revoke
+    assert "--db-schema" in revoke and hints_schema in revoke
     done = run_in_process(*revoke, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert _keys(*where, cwd=tmp_path) == {"1": "active", "2": "revoked"}

@@ -28,7 +28,7 @@ def line(tmp_path_factory) -> Path:
     """A small synthetic line and a defect folder: each defect photo as taken, and again
     under a cooler lamp (blue up 12%), which the colour check doubts."""
     from lineguard.vision.synth import write_dataset
-    root = tmp_path_factory.mktemp("fix4_escapes")
+    root = tmp_path_factory.mktemp("escapes_by_verdict")
     write_dataset(root / "cell", n_good=24, n_defect=12, size=64, seed=3)
     defects = root / "defects"
     defects.mkdir()

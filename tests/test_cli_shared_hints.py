@@ -13,7 +13,7 @@ import pytest
 from cli_runner import run_in_process
 from conftest import PG_URL
 from test_camera_change_walk import _folder
-from test_cli_fix2_old_records import station_schema  # noqa: F401 - the fixture
+from test_cli_old_records_names import station_schema  # noqa: F401 - the fixture
 
 
 @pytest.mark.parametrize("command", [["keys", "list"], ["users", "list"]])

@@ -23,7 +23,7 @@ def _flat(text: str) -> str:
 @pytest.fixture(scope="module")
 def small_line(tmp_path_factory) -> Path:
     from lineguard.vision.synth import write_dataset
-    root = tmp_path_factory.mktemp("fix4_options") / "cell"
+    root = tmp_path_factory.mktemp("option_refusals") / "cell"
     write_dataset(root, n_good=24, n_defect=6, size=64, seed=3)
     return root
 

@@ -20,7 +20,7 @@ from lineguard.line.plc_handshake import ResultCode  # noqa: E402
 from lineguard.line.plc_modbus import ModbusStation  # noqa: E402
 
 from .conftest import png_bytes, until  # noqa: E402
-from .test_plc_fix5_stop_answer import _ack, _generous_stop, _plc_reads_the_answer  # noqa: E402
+from .test_plc_stop_answer import _ack, _generous_stop, _plc_reads_the_answer  # noqa: E402
 from .test_plc_modbus import Plc, _free_port, plc_cell  # noqa: E402,F401 - the fixture
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_fix15_station_filter import DAY, _engineer, _parts
+from .test_station_filter import DAY, _engineer, _parts
 from .test_spc_api import client
 
 
