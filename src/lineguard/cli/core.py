@@ -207,7 +207,8 @@ def _say_f1_threshold(insp: "Inspector", c: dict, false_reject_rate: float, revi
             f"{_share(review_rate)} of good parts to review on top of those judged NG; on the given parts "
             f"{r.get('false_reject_rate', 0.0):.2%} of the good parts judged REVIEW or NG, escape rate "
             f"{r.get('escape_rate', 0.0):.2%}"
-            + (f" ({r['escapes']} of {r['n_defect']} defects judged OK{_caught_at_review(r)})" if "escapes" in r else "")
+            + (f" ({r['escapes']} of {r['n_defect']} defects judged OK{_caught_at_review(r)})"
+               if "escapes" in r else "")
             + " (measured, not promised)")
     elif review_rate > 0:
         note("note", "the review band is empty (too few good parts between the two thresholds): try a larger "

@@ -297,12 +297,13 @@ class CameraSource:
             return
         if outage["lost"]:
             self._outage.ends(STATION_OUTAGE, logging.WARNING,
-                              "the station takes frames again after %(lasted).1f s (from its first refusal): %(lost)d frame%(s)s lost while "
-                              "it could not (not inspected)", s="s" if outage["lost"] != 1 else "")
+                              "the station takes frames again after %(lasted).1f s (from its first refusal): "
+                              "%(lost)d frame%(s)s lost while it could not (not inspected)",
+                              s="s" if outage["lost"] != 1 else "")
         else:
             self._outage.ends(STATION_OUTAGE, logging.WARNING,
-                              "the station takes frames again after %(lasted).1f s (from its first refusal): the recorded source waited for "
-                              "it, no frame lost")
+                              "the station takes frames again after %(lasted).1f s (from its first refusal): the "
+                              "recorded source waited for it, no frame lost")
 
     def is_file(self) -> bool:
         """Whether the source is recorded (a video file, an image sequence or folder), which
