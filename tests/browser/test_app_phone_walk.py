@@ -102,7 +102,8 @@ def test_a_wall_display_whose_key_was_revoked_is_told_so_at_sign_in(pages, stati
     # the display's next read, now rather than at its next refresh (not awaited: its 401 sends
     # the page to sign-in, which destroys the script's context under the call)
     try:
-        page.evaluate("() => { LG.api('/api/v1/inspections?limit=1').catch(() => null); }")
+        page.evaluate("() => { if (location.pathname === '/app/') "
+                      "LG.api('/api/v1/inspections?limit=1').catch(() => null); }")
     except PlaywrightError:      # its own refresh found the key gone first and went to sign-in
         pass
     page.wait_for_url(re.compile(r"/app/signin\?"))

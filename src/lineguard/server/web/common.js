@@ -83,7 +83,9 @@ const LG = (() => {
   // kept in this tab's sessionStorage, not the address: a link anyone sends could otherwise
   // put words of its own in the sign-in page's alert
   function toSignIn(why, lost) {
-    if (leaving) return;
+    // on the sign-in page already (a read fired there, signed out): sent to itself, it lost
+    // the reason it was showing ("its key was revoked") for none
+    if (leaving || location.pathname === "/app/signin") return;
     leaving = true;
     const here = location.pathname + location.search;
     try {
