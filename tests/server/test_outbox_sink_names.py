@@ -5,9 +5,6 @@ copied the address got a 404 and the refused results of the line stayed unsent."
 from __future__ import annotations
 
 import contextlib
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
@@ -19,33 +16,8 @@ from lineguard.line.station import Part
 
 from .conftest import png_bytes
 from .fake_inspector import FakeInspector
+from .test_health import _receiver
 from .test_spc_api import client
-
-
-@contextlib.contextmanager
-def _receiver(code: list):
-    """A local webhook receiver (an MES) answering every POST with ``code[0]``; the
-    messages it took (2xx) are in ``code[1:]``."""
-
-    class Answer(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = self.rfile.read(int(self.headers["content-length"]))
-            if code[0] < 300:
-                code.append(json.loads(body))
-            self.send_response(code[0])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/fix6-hook"
-    finally:
-        srv.shutdown()
-        srv.server_close()      # left listening, a station torn down after it waits out a webhook timeout
 
 
 @contextlib.contextmanager
