@@ -327,3 +327,41 @@ def test_a_signed_shift_is_compared_over_its_own_window_after_the_shift_starts_c
         body = c.get(f"/api/v1/reports/issued/{signed}").json()
     assert body["changed_since_issued"] == [], body["changed_text"]
     assert body["changed_text"] == "the report made from the records now has the same counts"
+
+
+def test_two_engineers_issuing_a_window_at_the_same_instant_get_one_revision_1(spc_station, monkeypatch):
+    """Two taps on Issue (two engineers, or one double tap through two requests) at the same
+    instant: each insert saw only its own row until the other committed (PostgreSQL), so
+    both were kept as revision 1 of the window and neither was refused."""
+    import threading
+    import time
+
+    from lineguard.line import issued_reports
+    from lineguard.line.errors import Conflict
+
+    st = spc_station(timezone="Europe/Berlin")
+    made_month(st)
+    with client(st) as c:
+        report = c.get("/api/v1/reports/period", params={**NOV, "line": "L2"}).json()
+    logged = issued_reports.audit.record
+
+    def slow_log(*a, **kw):         # each issue's transaction held open a while after its insert
+        time.sleep(1.0)
+        return logged(*a, **kw)
+    monkeypatch.setattr(issued_reports.audit, "record", slow_log)
+    start, kept, refused = threading.Barrier(2), [], []
+
+    def issue(note: str) -> None:
+        start.wait()
+        try:
+            kept.append(issued_reports.issue(st.db, report, "engineer", note, revision_meant=1))
+        except Conflict as exc:
+            refused.append(str(exc))
+    both = [threading.Thread(target=issue, args=(n,)) for n in ("sent by Ana", "sent by Ben")]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(30)
+    assert len(kept) == 1 and kept[0]["revision"] == 1, (kept, refused)
+    assert len(refused) == 1 and "this would be its revision 2" in refused[0], refused
+    assert [i["revision"] for i in issued_reports.issued_for(st.db, report)] == [1]

@@ -216,6 +216,9 @@ LOCK_DATA_FOLDERS = 74114
 # saves of one product's defect types with the list the sender read (line.station), shifted
 # and keyed by product as LOCK_MODEL_CHANGES is
 LOCK_DEFECT_TYPES = 74115
+# reports issued (line.issued_reports): a window's revision is counted from the rows, so two
+# issued at the same instant each counted only its own and both were kept as revision 1
+LOCK_ISSUED_REPORTS = 74116
 
 
 def refusal_reason(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import defer
 
 from . import audit
-from .db import Database
+from .db import LOCK_ISSUED_REPORTS, Database
 from .errors import Conflict, InvalidRequest, NotFound
 from .orm import IssuedReport, iso_utc, utcnow
 from .part_names import folded, station_is
@@ -129,6 +129,8 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
                        issued_by=issued_by, issued_at=utcnow(), note=note,
                        report=json.dumps(report, separators=(",", ":")))
     with db.session() as s:
+        # issues take turns (a few a month): one issued at the same instant counts this one
+        db.hold(s, LOCK_ISSUED_REPORTS, "issued_reports")
         s.add(row)
         s.flush()
         revision = _revisions(s, [row])[row.id]
