@@ -500,8 +500,9 @@ def test_loading_at_another_precision_than_calibrated_warns(exported, tmp_path):
 
 def test_recalibrate_learns_the_photo_range_again_after_a_new_lamp(exported, synth_category, tmp_path):
     """A planned lamp change: the line's good photos are dimmer now. Recalibrated with
-    --photo-range, the exported model takes them as good photos; without it they stay
-    doubted (the range learnt at training is kept)."""
+    --photo-range, the exported model takes them as good photos; without it the batch,
+    every photo doubted, is refused (another product's photos looked the same to it)."""
+    from click.testing import CliRunner
     from PIL import Image
 
     from lineguard.cli import app
@@ -512,9 +513,11 @@ def test_recalibrate_learns_the_photo_range_again_after_a_new_lamp(exported, syn
     dim = load_image(sorted(new_lamp.glob("*.png"))[0])
     old = Inspector.load(exported)
     assert any(w.startswith("too dark") for w in old.inspect(dim).photo_issues)
-    app(["recalibrate", str(exported), str(new_lamp), "--frr", "0.2", "-o", str(tmp_path / "kept.onnx")],
-        standalone_mode=False)
-    assert Inspector.load(tmp_path / "kept.onnx").info["photo_range"] == old.info["photo_range"]
+    # without --photo-range a batch the photo check mostly doubts is refused, nothing written
+    r = CliRunner().invoke(app, ["recalibrate", str(exported), str(new_lamp), "--frr", "0.2", "-o",
+                                 str(tmp_path / "kept.onnx")])
+    assert r.exit_code == 2 and "not like the photos the model learnt from" in r.output, r.output
+    assert not (tmp_path / "kept.onnx").exists()
     app(["recalibrate", str(exported), str(new_lamp), "--frr", "0.2", "--photo-range", "-o",
          str(tmp_path / "relearnt.onnx")], standalone_mode=False)
     again = Inspector.load(tmp_path / "relearnt.onnx")

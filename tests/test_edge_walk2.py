@@ -235,3 +235,77 @@ def test_a_refused_upload_names_the_file_sent_not_a_temp_file_or_the_model_file(
     assert "lineguard recalibrate cell-bf16.onnx GOOD_DIR" in said and "the model file" not in said, said
     assert not [w for w in caught if issubclass(w.category, CalibrationMismatchWarning)], caught
     db.dispose()
+
+
+# -- 12. a recalibration on another product's photos -----------------------------------------
+# `lineguard recalibrate cell.onnx other_good/` on 30 greyscale magnetic-tile photos wrote its
+# threshold 20.99 -> 48.20 with exit 0 and a note, and the product's own defects were then all
+# judged OK.
+
+@pytest.fixture(scope="module")
+def other_product(tmp_path_factory):
+    """30 good photos of another product: grey tiles twice as wide as high, finely grained."""
+    import numpy as np
+    from PIL import Image
+    folder = tmp_path_factory.mktemp("other") / "other_good"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(30):
+        tile = 90 + 10 * rng.standard_normal() + rng.normal(0, 12, (96, 192))
+        Image.fromarray(np.clip(tile, 0, 255).astype(np.uint8), "L").save(folder / f"tile{i:02d}.png")
+    return folder
+
+
+def _refused_as_another_product(r, n: int) -> None:
+    said = _said(r)
+    assert r.exit_code == 2, said
+    assert f"the photo check doubts {n} of these {n} photos" in said, said
+    assert "not like the photos the model learnt from (another product" in said, said
+    assert "Nothing written" in said and "photos of this product's good parts" in said, said
+
+
+@pytest.mark.parametrize("which", ["lgm", "onnx"])
+def test_recalibrate_on_another_products_photos_is_refused(which, fitted_model_path, exported, other_product,
+                                                           tmp_path):
+    model = fitted_model_path if which == "lgm" else exported
+    target = tmp_path / f"cell-other.{which}"
+    shutil.copy(model, target)                     # a model already there stays as it was
+    before = target.read_bytes()
+    r = CliRunner().invoke(app, ["recalibrate", str(model), str(other_product), "-o", str(target), "--threads", "1"])
+    _refused_as_another_product(r, 30)
+    assert "run again with --photo-range" in _said(r)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]       # no temp file left either
+
+
+def test_export_recalibrate_on_another_products_photos_is_refused(fitted_model_path, other_product, tmp_path):
+    target = tmp_path / "cell.onnx"
+    r = CliRunner().invoke(app, ["export", str(fitted_model_path), "--recalibrate", str(other_product), "-o",
+                                 str(target), "--threads", "1"])
+    _refused_as_another_product(r, 30)
+    # export has no --photo-range: the way there is named
+    assert "export without --recalibrate and run `lineguard recalibrate MODEL.onnx GOOD_DIR --photo-range" in \
+        _said(r)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_doubted_photo_among_good_ones_is_named_not_refused(exported, synth_category, other_product, tmp_path):
+    good = tmp_path / "good"
+    shutil.copytree(synth_category / "test" / "good", good)
+    shutil.copy(other_product / "tile00.png", good / "tile00.png")
+    n = len(list(good.glob("*.png")))
+    r = CliRunner().invoke(app, ["recalibrate", str(exported), str(good), "-o", str(tmp_path / "new.onnx"),
+                                 "--frr", "0.2", "--narrow-ok", "--threads", "1"])
+    assert r.exit_code == 0, _said(r)
+    assert f"note: the photo check doubts 1 of these {n} photos ({good / 'tile00.png'})" in _said(r)
+    assert Inspector.load(tmp_path / "new.onnx").calibration["photo_coverage"]["doubted"] == 1
+
+
+def test_photo_range_takes_a_planned_change_of_camera(exported, other_product, tmp_path):
+    """--photo-range says the photos changed on purpose: not refused as another product's
+    (here refused as narrow instead, the ordinary check of a batch's spread)."""
+    r = CliRunner().invoke(app, ["recalibrate", str(exported), str(other_product), "-o", str(tmp_path / "n.onnx"),
+                                 "--photo-range", "--narrow-ok", "--threads", "1"])
+    assert r.exit_code == 0, _said(r)
+    assert "another product" not in _said(r)
+    assert Inspector.load(tmp_path / "n.onnx").info["photo_aspect"] != Inspector.load(exported).info["photo_aspect"]

@@ -59,7 +59,7 @@ def test_stress_leaves_out_the_photos_that_set_the_threshold(held_out_model, syn
     r = _stress(held_out_model, mixed, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     err = " ".join(r.stderr.split())
-    assert "left out: 12 photo(s) held out at training to set the reject threshold" in err
+    assert "left out: 12 photo(s) that set the reject threshold (held out at training" in err
     assert "left out: 28 photo(s) the model learned from" in err
     assert r.stdout.startswith(f"{len(new)} good parts")
     pod = json.loads((tmp_path / "report" / "pod.json").read_text())

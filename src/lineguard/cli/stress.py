@@ -156,9 +156,9 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     if set_on is not None and set_on.any():
         names = [str(p) for p, s_ in zip(ok, set_on) if s_]
         calibration_left_out = {"count": len(names), "images": names[:20]}
-        note("left out", f"{len(names)} photo(s) held out at training to set the reject threshold (e.g. "
-                         f"{', '.join(names[:3])}): the threshold sits above nearly all of them by construction, so "
-                         "their false-reject rate would be where it was put, not a measurement")
+        note("left out", f"{len(names)} photo(s) that set the reject threshold (held out at training or given to "
+                         f"recalibrate; e.g. {', '.join(names[:3])}): the threshold sits above nearly all of them "
+                         "by construction, so their false-reject rate would be where it was put, not a measurement")
     if drop.any():
         good = [g for g, d_ in zip(good, drop) if not d_]
         ok = [p for p, d_ in zip(ok, drop) if not d_]

@@ -85,14 +85,33 @@ def calibrated_runtime(manifest: dict[str, Any]) -> tuple[str, Optional[str]]:
     return "onnxruntime", None
 
 
+class CalibratedRuntimeMissing(BundleError):
+    """The runtime and precision an exported model's thresholds were set on (OpenVINO bf16)
+    cannot run here: no OpenVINO, or a CPU without native bfloat16. ``lineguard info``
+    shows such a model all the same (what the file holds needs no runtime)."""
+
+    def __init__(self, message: str, runtime: str = "openvino", precision: Optional[str] = None, why: str = ""):
+        super().__init__(message)
+        self.runtime, self.precision, self.why = runtime, precision, why
+
+
+def _why_missing(exc: BaseException) -> str:
+    """Why the calibrated runtime cannot run here, in this context's words: OpenVINO's own
+    refusal adds "or run the model on ONNX Runtime (the default)", which for a model whose
+    thresholds were set on OpenVINO it is not (running it there needs --runtime onnxruntime)."""
+    if isinstance(exc.__cause__, ImportError):
+        return "OpenVINO is not installed here"
+    return str(exc)
+
+
 def _calibrated_runtime_missing(name: str, runtime: str, precision: Optional[str], why: str) -> str:
     return (f"{name}: its thresholds were set on {runtime} {precision} scores, and this machine cannot run it so "
             f"({why}). Thresholds of another precision do not fit its scores here (good parts rejected or defects "
-            f"passed), so it is not run otherwise by default: install OpenVINO (pip install 'lineguard[openvino]') "
-            f"on a CPU with native bfloat16, or recalibrate it for fp32: lineguard recalibrate {name} GOOD_DIR "
-            f"--runtime onnxruntime -o NEW.onnx. To look at it before that, inspect and eval run it in fp32 "
-            f"anyway with --runtime onnxruntime (saying the thresholds do not fit); a station (serve) does not "
-            f"take it so")
+            f"passed), so it is not run otherwise by default, nor on ONNX Runtime unless told: install OpenVINO "
+            f"(pip install 'lineguard[openvino]') on a CPU with native bfloat16, or recalibrate it for fp32: "
+            f"lineguard recalibrate {name} GOOD_DIR --runtime onnxruntime -o NEW.onnx. To look at it before that, "
+            f"inspect, eval and recalibrate run it in fp32 anyway with --runtime onnxruntime (saying the "
+            f"thresholds do not fit), and info shows what it holds; a station (serve) does not take it so")
 
 
 def load_inspector(cls: type, path: Union[str, os.PathLike, bytes], threads: Optional[int] = None,
@@ -120,7 +139,9 @@ def load_inspector(cls: type, path: Union[str, os.PathLike, bytes], threads: Opt
             det = make_detector(data, manifest, threads, runtime, precision)
         except BundleError as exc:
             if chosen and runtime != "onnxruntime":
-                raise BundleError(_calibrated_runtime_missing(name, runtime, precision, str(exc))) from exc
+                why = _why_missing(exc)
+                raise CalibratedRuntimeMissing(_calibrated_runtime_missing(name, runtime, precision, why),
+                                               runtime, precision, why) from exc
             raise
         pre = Preprocess.from_dict(manifest["preprocess"])
         # a manifest changed and sealed again whose sizes disagree ended inspect in a ValueError

@@ -103,7 +103,9 @@ def _promise(inspector: Any, threshold: float, good_scores: np.ndarray,
 def _good_photos_seen(inspector: Any, good: list[Path]) -> Optional[str]:
     """What the good test photos the model learned from, or that set its threshold, do to
     the false-reject figure, by the prints the model keeps (as recalibrate and stress tell
-    them); None where none are among them or the model keeps no prints. A test/good
+    them: its training photos', and those of the good photos that set its threshold, held
+    out at training or given to recalibrate); None where none are among them or the model
+    keeps no prints. A test/good
     folder holding the training photos showed checks of the training promise that could
     not fail, without a word. (Not through vision.stress: it imports scipy, which an edge
     install has not.)"""
@@ -112,7 +114,7 @@ def _good_photos_seen(inspector: Any, good: list[Path]) -> Optional[str]:
     info = getattr(inspector, "info", None)
     cal = getattr(inspector, "calibration", None)
     kept = [(set((info if isinstance(info, dict) else {}).get(LEARNT_PHOTOS) or ()), "the model learned from"),
-            (set((cal if isinstance(cal, dict) else {}).get(CALIBRATION_PHOTOS) or ()), "set its threshold")]
+            (set((cal if isinstance(cal, dict) else {}).get(CALIBRATION_PHOTOS) or ()), "that set its threshold")]
     if not good or not any(known for known, _ in kept):
         return None
     prints = []

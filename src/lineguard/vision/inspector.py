@@ -416,7 +416,8 @@ def _narrow_bar(n: int) -> float:
 
 
 def _photo_coverage(x: np.ndarray, photo_range: Optional[dict[str, Any]], centred: bool = False,
-                    also_doubted: Optional[Sequence[bool]] = None) -> Optional[dict[str, Any]]:
+                    also_doubted: Optional[Sequence[bool]] = None,
+                    names: Optional[Sequence[str]] = None) -> Optional[dict[str, Any]]:
     """How much of what the model learnt from (``photo_range``: the training photos'
     1st-99th percentiles of brightness and contrast) the recalibration photos ``x`` cover
     (``expected``: what as many photos of their kind cover on average, (n-1)/(n+1)), and
@@ -429,7 +430,8 @@ def _photo_coverage(x: np.ndarray, photo_range: Optional[dict[str, Any]], centre
     (``--photo-range``), so where the batch lies says nothing, only how wide it is.
     ``also_doubted``: the photos the check doubts on what ``photo_range`` does not hold (their
     colour, their shape), as ``inspect`` doubts them: a batch of colour-swapped photos, every
-    one REVIEW at the line, set a threshold with not a word said."""
+    one REVIEW at the line, set a threshold with not a word said. ``names``: the photos'
+    names, the first 20 doubted ones kept (``doubted_images``) for a person to look at."""
     if not photo_range or len(x) == 0:
         return None
     import math
@@ -442,9 +444,12 @@ def _photo_coverage(x: np.ndarray, photo_range: Optional[dict[str, Any]], centre
     # lamp or camera, which the photo check already doubts part by part (--photo-range is
     # the way to take it); judged narrow, a planned change would be named a lot's photos
     extra = list(also_doubted) if also_doubted is not None else [False] * len(x)
-    doubted = 0 if centred else sum(1 for a, more in zip(x, extra)
-                                    if more or photo_check_module.issues(a, photo_range)[1])
+    which = [] if centred else [i for i, (a, more) in enumerate(zip(x, extra))
+                                if more or photo_check_module.issues(a, photo_range)[1]]
+    doubted = len(which)
     out["doubted"] = doubted
+    if names is not None and which:
+        out["doubted_images"] = [str(names[i]) for i in which[:20]]
     if doubted > n / 2:
         out["unlike_training"] = True
     for m in ("brightness", "contrast"):
@@ -922,7 +927,12 @@ class Inspector:
         names the measures on which they are a narrow batch (one lot, shift or lamp
         setting: the darkest 40 of the held-out magnetic tiles set a threshold that then
         rejected 13% of the other good tiles, 0.2% after a random 40). The CLI refuses to
-        write such a threshold unless told (``--narrow-ok``).
+        write such a threshold unless told (``--narrow-ok``), and a batch the photo check
+        mostly doubts (``unlike_training``: another product or camera) unless ``--photo-range``.
+
+        The record keeps the prints of the photos that set the threshold
+        (``bundle.CALIBRATION_PHOTOS``, replacing the earlier record's), so ``eval`` and
+        ``stress`` tell them among good test photos.
         """
         if odd_parts not in ("keep", "leave out"):
             raise ValueError(f"odd_parts must be 'keep' or 'leave out', got {odd_parts!r}")
@@ -968,7 +978,7 @@ class Inspector:
         colour, cast, aspect = (self.info.get(k) for k in ("photo_colour", "photo_cast", "photo_aspect"))
         coverage = _photo_coverage(x, self.info.get("photo_range"), centred=photo_range, also_doubted=[
             bool(photo_check_module.colour_issues(a, colour, cast)) or photo_check_module.shape_doubted(*wh, aspect)
-            for a, wh in zip(x, shapes)])
+            for a, wh in zip(x, shapes)], names=names)
         # with --photo-range, what the check learns again here: the model judges by it from now on
         relearnt: dict[str, Any] = {}
         if photo_range:
@@ -1022,6 +1032,11 @@ class Inspector:
             calib["threshold_set_by_suspects"] = bool(calib["threshold"] > cut)
         if bad:
             calib["skipped"] = [str(e) for e in bad]
+        # the prints of the photos that set this threshold, in place of those that set the one
+        # before (a new record): `eval` and `stress` then tell them among good test photos, on
+        # which the false-reject rate is where the threshold was put, not a measurement (eval
+        # of a model recalibrated on test/good said nothing, train --holdout's prints only kept)
+        calib[bundle.CALIBRATION_PHOTOS] = sorted(set(kept_prints))
         if coverage is not None:
             calib["photo_coverage"] = coverage
         if photo_range:
