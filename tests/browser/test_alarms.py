@@ -289,3 +289,39 @@ def test_a_line_view_left_open_offers_a_cause_added_since_and_no_longer_one_reti
     op.page.clock.run_for(61_000)
     expect(options.filter(has_text="strip jammed at the feeder")).to_have_count(0)
     assert item.locator("select[name=cause]").input_value() == ""     # not left chosen, to be refused
+
+
+def test_an_active_alarm_told_more_shows_its_new_message_on_the_line_view(pages, station):
+    """A test part's further wrong check goes on the active alarm (its message names it):
+    the line view drew an alarm's text once, so the operator kept reading the first check.
+    The row as the station updates it, straight into its database; a part after it makes
+    the line view refresh its summary."""
+    from lineguard.line.config import StationConfig
+    from lineguard.line.db import Database
+    from lineguard.line.orm import LineAlarm, utcnow
+    db = Database(StationConfig(data_dir=station.data_dir).database_url)
+    try:
+        with db.session() as s:
+            alarm = LineAlarm(line="L11", station="R1", product="cell", kind="test_part", raised_at=utcnow(),
+                              message="test part RR-02 (must be NG) was judged OK", inspection_id=0,
+                              first_inspection_id=0, parts=1, rejected=0)
+            s.add(alarm)
+            s.flush()
+            alarm_id = alarm.id
+        op = pages(role="operator")
+        line = op.open("/app/", "#alarms-panel .alarm-item")
+        item = line.locator(f"#alarms-panel .alarm-item[data-id='{alarm_id}']")
+        expect(item.locator(".alarm-message")).to_have_text("test part RR-02 (must be NG) was judged OK")
+        item.get_by_role("textbox").fill("rabbit RR-02 re-run")        # being typed: kept through the update
+        with db.session() as s:
+            s.get(LineAlarm, alarm_id).message = ("test part RR-01 (must be NG) was judged REVIEW; wrong checks "
+                                                  "since the alarm: RR-01, RR-02")
+        with api(station, "operator") as c:    # a part refreshes the line view's summary (within 5 s)
+            assert post_part(c, png_bytes(60, seed=1900), "after-update", line="L11", station="R1").status_code == 201
+        expect(item.locator(".alarm-message")).to_contain_text("RR-01 (must be NG) was judged REVIEW", timeout=15000)
+        expect(line.locator("#alarm-announce")).to_contain_text("Alarm updated")
+        expect(item.get_by_role("textbox")).to_have_value("rabbit RR-02 re-run")
+    finally:
+        with db.session() as s:
+            s.get(LineAlarm, alarm_id).acked_at = utcnow()
+        db.dispose()

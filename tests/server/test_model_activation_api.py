@@ -116,3 +116,22 @@ def test_refusals_of_activate_and_rollback_say_what_to_do(spc_station):
         assert "/" + str(st.config.data_dir).strip("/") not in r.text          # no station paths
         r = c.post("/api/v1/models/washer/rollback", json={}, headers=eng)
         assert r.status_code == 404 and "unknown product 'washer'" in r.json()["error"]["message"]
+
+
+@pytest.mark.one_database
+def test_a_shadow_ended_by_its_activation_is_not_running_when_stopped_again(spc_station):
+    """QA walk: stopping a shadow no longer running answered "no shadow runs for product
+    'cell'", read as "it never had any", though its past runs are kept for the comparison."""
+    st = spc_station()
+    eng = {"X-API-Key": _keys(st)["engineer"]}
+    with client(st) as c:
+        _line_with_good_parts(st, c, eng, 3)
+        _upload(c, eng, FakeInspector(0.5, "cell-2"))
+        assert c.post("/api/v1/models/cell/shadow", json={"version": 2}, headers=eng).status_code == 200
+        assert c.post("/api/v1/models/cell/activate", json={"version": 2, "force": True},
+                      headers=eng).status_code == 200                    # activating it ends the shadow
+        r = c.delete("/api/v1/models/cell/shadow", headers=eng)
+        assert r.status_code == 404, r.text
+        said = r.json()["error"]["message"]
+        assert said.startswith("no shadow is running for product 'cell': nothing to stop"), said
+        assert "POST /api/v1/models/cell/shadow" in said

@@ -470,11 +470,14 @@ def test_a_red_rabbit_passed_raises_a_line_alarm_sent_like_the_others(spc_statio
         assert (alarm["kind"], alarm["inspection_id"], alarm["station"]) == ("test_part", wrong.id, "S1")
         assert "test part RR-01 judged OK where it must be NG" in alarm["message"]
         assert "passes defects" in alarm["message"] and alarm_code([alarm]) == 16
-        _inspect(st, DARK, 11, "y2", serial="RR-01", seed=4)             # latched: no second one
-        assert len(st.alarms.active()) == 1
+        y2 = _inspect(st, DARK, 11, "y2", serial="RR-01", seed=4)        # latched: no second one ...
+        (latched,) = st.alarms.active()
+        # ... the check goes on it instead, counted and sent again (a wrong check is never a repeat)
+        assert (latched["id"], latched["inspection_id"], latched["parts"]) == (alarm["id"], y2.id, 2)
         with st.db.session() as s:
-            sent = [e.payload for e in s.scalars(select(OutboxEvent).where(OutboxEvent.event == "alarm"))]
-        assert [(m["kind"], m["change"]) for m in sent] == [("test_part", "raised")]
+            sent = [e.payload for e in s.scalars(select(OutboxEvent).where(OutboxEvent.event == "alarm")
+                                                 .order_by(OutboxEvent.id))]
+        assert [(m["kind"], m["change"]) for m in sent] == [("test_part", "raised"), ("test_part", "updated")]
         assert c.get("/api/v1/alarms", params={"kind": "test_part"}).json()["items"][0]["id"] == alarm["id"]
         st.alarms.acknowledge(alarm["id"], "maria (user)", cause="camera")
         wrong_again = _inspect(st, DARK, 12, "y3", serial="RR-01", seed=5)   # a new wrong check after it
@@ -527,3 +530,16 @@ def test_a_shift_that_failed_after_it_passed_counts_only_the_parts_made_before_t
         _inspect(st, DARK, 2, "scan-3", serial="RR-01", line="L2")
         v = _verification(c, line="L2")[("L2", "S1", "cell")]
         assert v["state"] == "failed" and v["passed_before_failure_at"] is None and v["parts_before_verification"] == 1
+
+
+@pytest.mark.one_database
+def test_a_product_the_station_has_no_model_for_is_told_in_whole_sentences(spc_station):
+    """QA walk: "...no model for product 'nosuch' It knows: cell": the sentence ran on."""
+    st = _station(spc_station)
+    with client(st) as c:
+        r = c.post("/api/v1/products/nosuch/test-parts", json={"name": "RR-01", "expect": "NG"},
+                   headers={"X-API-Key": st.engineer_key})
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["message"] == ("this station has no model for product 'nosuch'. It knows: cell. "
+                                                "Register test parts for a product it inspects (upload its model "
+                                                "first).")

@@ -36,7 +36,10 @@ three rules:
   for escalations, though a verdict ended the run meanwhile; the refusal is logged once
   when it begins and once when it ends.
 - ``test_part``: a test part (line.test_parts) judged otherwise than it must be, at once
-  and always (a wrong test part is never chance); the alarm names the check's record.
+  and always (a wrong test part is never chance); the alarm names the check's record. A
+  further wrong check while it is active is news, not a repeat (another test part failing
+  names another fault): the active alarm names it and counts it (``parts``), and goes out
+  again (``change: updated``); after the acknowledgement the next wrong check raises anew.
 - ``drift``: the part scores moved away from those the model gave first at this station,
   before parts are rejected for it. A lens slowly getting dirty or a lamp ageing moves
   every part's score up for hours before good parts start being rejected (false rejects);
@@ -1025,12 +1028,17 @@ class AlarmWatch:
             with self._lock((rec.line, rec.station)), self.db.session() as s:
                 lock_line(s, rec.line)
                 last = _last_alarm(s, rec.line, rec.station, "test_part")
-                if last is None or last.acked_at is not None:     # one active: the line knows already
+                if last is None or last.acked_at is not None:
                     alarm = _store_alarm(s, rules, line=rec.line, station=rec.station, product=rec.product,
                                          kind="test_part", message=message, inspection_id=rec.id,
                                          first_inspection_id=rec.id, parts=1, rejected=int(rec.verdict != "OK"))
-                    if alarm is not None:
-                        raised.append(alarm)
+                else:
+                    # one active (latched): this wrong check goes on it, not silently past it. A
+                    # second test part failing (RR-01 after RR-02) was told nowhere, and once the
+                    # first alarm was acknowledged the station stood failed with no alarm at all
+                    alarm = _add_wrong_check(s, last, rec, message)
+                if alarm is not None:
+                    raised.append(alarm)
         except SQLAlchemyError as exc:
             _say_fault(logging.WARNING, exc, f"line {rec.line} station {rec.station}: the alarm for test part "
                                              f"{rec.test_part} judged wrong could not be written",
@@ -1041,7 +1049,7 @@ class AlarmWatch:
     def _announce(self, raised: list[dict[str, Any]]) -> None:
         for alarm in raised:
             log.warning("ALARM line %s station %s: %s", alarm["line"], alarm["station"], alarm["message"])
-            if self.metrics is not None:
+            if self.metrics is not None and alarm.get("change", "raised") == "raised":   # an update raised none
                 self.metrics.alarms_raised.labels(alarm["line"], alarm["station"], alarm["kind"]).inc()
             self.count_active()
             self._tell(alarm)
@@ -1561,6 +1569,40 @@ def _store_alarm(s: Any, rules: AlarmRules, raised_at: Optional[dt.datetime] = N
         s.rollback()
         return None
     out = {**alarm_to_dict(a, s), "change": "raised", **_station_state(s, a.line, a.station, raised)}
+    record_event(s, "alarm", a.line, out)
+    return out
+
+
+WRONG_CHECKS_SAID = 10     # the wrong checks an updated test-part alarm lists by name
+
+
+def _add_wrong_check(s: Any, a: LineAlarm, rec: Inspection, message: str) -> dict[str, Any]:
+    """Put wrong check ``rec`` on the station's active ``test_part`` alarm ``a`` (in the
+    caller's transaction, under the line's lock): it names this check first, then every wrong
+    check since it was raised (``parts``: how many, ``rejected``: those not passed), and its
+    ``change: updated`` message goes through the outbox. Counted from the records, not added
+    to, so two processes putting checks on it at once agree. Its escalation stays as set."""
+    rows = s.execute(select(Inspection.id, Inspection.test_part, Inspection.verdict, Inspection.test_expected,
+                            Inspection.product, Inspection.created_at)
+                     .where(Inspection.line == a.line, Inspection.station == a.station,
+                            Inspection.id >= a.first_inspection_id, Inspection.id <= rec.id,
+                            Inspection.test_part.is_not(None), Inspection.verdict != Inspection.test_expected)
+                     .order_by(Inspection.id)).all()
+    wrong = {r.id: (r.test_part, r.verdict, r.test_expected, r.product, r.created_at) for r in rows}
+    wrong.setdefault(rec.id, (rec.test_part, rec.verdict, rec.test_expected, rec.product, rec.created_at))
+    said = [f"{name} judged {verdict} (must be {expected}) at {iso_utc(at)}"
+            for name, verdict, expected, _, at in wrong.values()]
+    if len(said) > WRONG_CHECKS_SAID:     # a station failing all shift: the first and the latest ones
+        said = said[:2] + [f"{len(said) - WRONG_CHECKS_SAID} more"] + said[2 - WRONG_CHECKS_SAID:]
+    a.message = (f"{message}. {len(wrong)} wrong test-part checks at this station since this alarm was raised "
+                 f"at {iso_utc(a.raised_at)}: " + "; ".join(said))
+    a.inspection_id = max(a.inspection_id, rec.id)
+    a.parts = len(wrong)
+    a.rejected = sum(1 for _, verdict, _, _, _ in wrong.values() if verdict != "OK")
+    products = sorted({product for _, _, _, product, _ in wrong.values()})
+    a.product = products[0] if len(products) == 1 else _products_field([(p, 1) for p in products])
+    s.flush()
+    out = {**alarm_to_dict(a, s), "change": "updated", **_station_state(s, a.line, a.station, utcnow())}
     record_event(s, "alarm", a.line, out)
     return out
 

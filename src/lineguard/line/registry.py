@@ -46,6 +46,11 @@ Loader = Callable[[Path], Any]
 log = logging.getLogger("lineguard.registry")
 
 
+def _already_active(mv: ModelVersion, product: str, line: str) -> str:
+    """The answer's warning for an activation that changed nothing."""
+    return f"v{mv.version} is already the active version of {_where(product, line)}: nothing changed"
+
+
 def _where(product: str, line: str) -> str:
     return f"product {product!r}" + (f" line {line!r}" if line else "")
 
@@ -468,7 +473,7 @@ class ModelRegistry:
         if already:
             # Nothing to change: no activation recorded, no change-log entry, no model event
             # (each repeat was logged and published as an activation, its time moved on)
-            mv.shadow_note = f"v{mv.version} is already the active version of {_where(product, line)}: nothing changed"
+            mv.shadow_note = _already_active(mv, product, line)
             return mv
         trial = defects = None
         if images is not None:
@@ -495,7 +500,11 @@ class ModelRegistry:
             self._hold(s, product)
             now, state = _standing(s, product, line)
             if now is not None and now.id == mv.id:
-                return now       # made active by another request meanwhile: what was asked stands
+                # made active by another request meanwhile (the same activation sent twice at
+                # once): what was asked stands, and the answer says this one changed nothing,
+                # as for a version already active (a plain answer read as a second activation)
+                now.shadow_note = _already_active(now, product, line) + " (made active by another request just now)"
+                return now
             if expected_active is not None:
                 _check_expected(now, expected_active, product, line)
             elif state != seen:

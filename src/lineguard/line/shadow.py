@@ -244,7 +244,11 @@ class ShadowRunner:
                 audit.record(s, "model.shadow_stopped", f"{product}/{line or '*'}", by)
         self._changed()
         if not n:
-            raise NotFound(f"no shadow runs for product {product!r}" + (f" line {line!r}" if line else ""))
+            # "no shadow runs" read as "it never had any", though its past runs are kept
+            where = f"product {product!r}" + (f" line {line!r}" if line else "")
+            raise NotFound(f"no shadow is running for {where}: nothing to stop (its past runs stay for GET "
+                           f"/api/v1/models/{product}/compare?candidate=; start one with POST "
+                           f"/api/v1/models/{product}/shadow)")
 
     def stop_if(self, mv: ModelVersion, by: Optional[str] = None) -> None:
         """A version made active stops shadowing (it now judges the parts itself)."""

@@ -437,16 +437,18 @@ def station_entry(s: Any, key: tuple[str, str, str], parts: list[TestPart], chec
             # against the old requirement, not the one the PLC's Verified bit now stands for
             undone = undone + [(c.created_at, f"test part {tp.name} must be {tp.expect} now, its check "
                                               f"({_iso(c.created_at)}) had to be {c.test_expected}")]
-        for at, said in undone:
-            changed[said] = min(at, changed.get(said, at))
-        if tp.retired_at is not None and tp.retired_at <= end and not this_shift:
+        if tp.retired_at is not None and tp.retired_at <= end and (not this_shift or undone):
             # retired in this shift before it was put through: no longer asked for (it could
             # never be: a part sent with its name is a production part now), and a failure
             # it carried from an earlier shift stays that shift's (the next shift drops it
             # too); the set is complete no earlier than the retirement. One checked in the
-            # shift still counts, right or wrong.
+            # shift still counts, right or wrong, while its check does; one whose right check
+            # a change undid (a rollback) is as one never put through: still asked for, it
+            # held the station incomplete for the rest of the shift
             complete_at = tp.retired_at if complete_at is None else max(complete_at, tp.retired_at)
             continue
+        for at, said in undone:
+            changed[said] = min(at, changed.get(said, at))
         asked.append(tp)
         rows.append({"name": tp.name, "expect": tp.expect, "description": tp.description,
                      "verdict": c.verdict if c else None, "expected": c.test_expected if c else None,
@@ -486,21 +488,40 @@ def station_entry(s: Any, key: tuple[str, str, str], parts: list[TestPart], chec
 
 
 def _passed_before_failure(asked: list[TestPart], checks: list[Any], start: dt.datetime) -> Optional[dt.datetime]:
-    """When every test part asked for had got its verdict in the shift before its first
-    wrong check there (the set passed, then one failed), or None (it never passed first,
-    or the failure came from an earlier shift). ``checks``: the shift's, in time order."""
-    wrong_at = min((c.created_at for c in checks if c.verdict != c.test_expected), default=None)
-    if wrong_at is None or not asked:
+    """When the set last came to pass in the shift before the failure standing now (every
+    test part asked for with its latest check right), or None (it never passed first, or
+    the failure came from an earlier shift). The failure standing is the earliest wrong
+    check not put right since; an earlier one put right is over: the set passing after it
+    is the pass the standing one follows (the shift's first wrong check counted the parts
+    made under that pass as made before it). ``checks``: the shift's, in time order."""
+    names = {tp.name for tp in asked}
+    if not names:
         return None
-    first_right: dict[str, dt.datetime] = {}
+    wrong_since: dict[str, dt.datetime] = {}      # each test part's wrong checks since its last right one
+    for c in checks:
+        if c.test_part not in names:
+            continue
+        if c.verdict == c.test_expected:
+            wrong_since.pop(c.test_part, None)
+        else:
+            wrong_since.setdefault(c.test_part, c.created_at)
+    if not wrong_since:
+        return None
+    wrong_at = min(wrong_since.values())
+    right: dict[str, bool] = {}
+    passed_since: Optional[dt.datetime] = None
     for c in checks:
         if c.created_at >= wrong_at:
             break
-        if c.verdict == c.test_expected:
-            first_right.setdefault(c.test_part, c.created_at)
-    if any(tp.name not in first_right for tp in asked):
-        return None
-    return max(start, *(first_right[tp.name] for tp in asked))
+        if c.test_part not in names:
+            continue
+        right[c.test_part] = c.verdict == c.test_expected
+        passed = len(right) == len(names) and all(right.values())
+        if not passed:
+            passed_since = None
+        elif passed_since is None:
+            passed_since = c.created_at
+    return max(start, passed_since) if passed_since is not None else None
 
 
 def _failure(s: Any, key: tuple[str, str, str], c: Any, tp: Optional[TestPart], now: dt.datetime) -> dict[str, Any]:

@@ -559,7 +559,7 @@ def compare_models(product: str, line: str = Query("", max_length=100),
     if candidate is None:
         cand = station.shadow.for_part(product, line)
         if cand is None:
-            raise NotFound(f"no shadow runs for product {product!r}" + (f" line {line!r}" if line else "")
+            raise NotFound(f"no shadow is running for product {product!r}" + (f" line {line!r}" if line else "")
                            + "; name the version with ?candidate=, or start one with POST "
                            f"/api/v1/models/{product}/shadow")
     else:

@@ -30,9 +30,9 @@ def _known_product(station: Station, product: str) -> str:
         from ...line.close_names import close_names, did_you_mean, listed
         close = close_names(product, known)
         raise NotFound(f"this station has no model for product {product!r}"
-                       + (f"; {did_you_mean(close)}" if close else "")
+                       + (f"; {did_you_mean(close)}" if close else ".")
                        + (f" It knows: {listed(known)}." if known else "")
-                       + " Register test parts for a product it inspects (upload its model first)",
+                       + " Register test parts for a product it inspects (upload its model first).",
                        did_you_mean=close, known=known[:50])
     return product
 

@@ -185,6 +185,16 @@ LG.start(async (main) => {
         LG.settle();
       }
       const el = alarmItems.get(a.id);
+      // an active alarm told more (a test part's further wrong check goes on it): its text, and
+      // the part its link names, follow; the element itself stays (a note being typed survives)
+      const message = LG.plantTimes(a.message);
+      const said = el.querySelector(".alarm-message");
+      if (said.textContent !== message) {
+        said.textContent = message;
+        alarmSaid.textContent = `Alarm updated: ${LG.alarmKind(a.kind, true)}, line ${a.line} ${a.station}. ${message}`;
+      }
+      const link = el.querySelector(".alarm-text a");
+      if (link && a.inspection_id) link.href = partUrl(a.inspection_id);
       const times = a.escalations > 1 ? ` (×${a.escalations})` : "";
       if (a.escalated_at && (!el.querySelector(".escalated") || el.dataset.escalations !== String(a.escalations))) {
         // left unacknowledged too long, and again each time it is escalated again
