@@ -217,7 +217,8 @@ def test_models_upload_activate_rollback_train(fake_server):
         # train a new version from stored good parts (fake trainer), as a background job
         for i in range(10):
             post_part(op, png_bytes(30 + i, seed=500 + i), f"t-{i}", product="p3")
-        assert e.post("/api/v1/models/p3/train", json={}).status_code == 400   # nothing stored for p3 yet
+        r = e.post("/api/v1/models/p3/train", json={})       # nothing stored for p3 yet (no model: parts refused)
+        assert r.status_code == 404 and "holds nothing of product 'p3'" in r.json()["error"]["message"], r.text
         e.post("/api/v1/models", files={"file": ("m.lgm", fake_model_bytes(0.5, "seed"))},
                data={"product": "p3", "activate": "true"})
         for i in range(10):

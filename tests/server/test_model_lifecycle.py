@@ -434,6 +434,11 @@ def test_compare_and_retrain_for_a_line_or_product_nothing_is_stored_of_are_404s
     assert r.status_code == 404 and "The lines the station knows: L1" in r.json()["error"]["message"], r.json()
     r = c.post("/api/v1/models/cel/train", json={})
     assert r.status_code == 404 and r.json()["error"]["did_you_mean"] == ["cell"], r.json()
+    # a product with no name close to one it holds: no retrain can learn it (it was a 400, "review more of its parts")
+    r = c.post("/api/v1/models/nothing/train", json={})
+    assert r.status_code == 404 and r.json()["error"]["known"] == ["cell"], r.json()
+    assert "holds nothing of product 'nothing'" in r.json()["error"]["message"] and "reference add" in r.json()[
+        "error"]["message"], r.json()
     r = c.post("/api/v1/models/cell/train", json={"line": "l1"})
     assert r.status_code == 404 and r.json()["error"]["did_you_mean"] == ["L1"], r.json()
     assert c.get("/api/v1/jobs").json()["items"] == []

@@ -216,7 +216,9 @@ class JobRunner:
         if source not in SOURCES:
             from .errors import InvalidRequest
             raise InvalidRequest(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-        check_product_and_line(self.station.db, product, line)
+        check_product_and_line(self.station.db, product, line, new_product=(
+            "A retrain learns from the station's own photos of the product: inspect its parts here, or add reference "
+            "photos of good parts (lineguard reference add), first"))
         good = self.good_part_keys(product, line, limit, source)
         refs = self.reference_keys(product, line, good) if reference else []
         # a row whose file is gone from the data folder is no photo to learn: counted, a retrain

@@ -163,14 +163,17 @@ TRAIN_LINE_ADVICE = ("A line's own model learns that line's parts; leave the lin
                      "--line)")
 
 
-def check_product_and_line(db: Any, product: str, line: str, advice: str = TRAIN_LINE_ADVICE) -> None:
+def check_product_and_line(db: Any, product: str, line: str, advice: str = TRAIN_LINE_ADVICE,
+                           new_product: Optional[str] = None) -> None:
     """Refuse (404) a product or line the station holds nothing of (no part, model version
     or reference photo), saying the one meant: a retrain for "cel" was told "only 0 stored
     parts ... review more of its parts"; one for line "l1" (the line is "L1") learnt the
     product's reference photos alone and registered a model for a line no part was ever
     inspected on; Compare for an unknown line answered "0 parts" as if the shadow had judged
     none. A product that is new (nothing stored, no name close to it) passes: what it needs
-    is said by whoever asked."""
+    is said by whoever asked; where it can need nothing but what is stored (a retrain),
+    ``new_product`` is what to do, and it is a 404 too naming the products the station knows
+    (a retrain for "nothing" was told "only 0 stored parts ... review more of its parts")."""
 
     def held(s: Any, on_line: Optional[str] = None) -> bool:
         for table in (Inspection, ModelVersion, ReferencePhoto):
@@ -190,6 +193,10 @@ def check_product_and_line(db: Any, product: str, line: str, advice: str = TRAIN
             if close:
                 raise NotFound(f"unknown product {product!r}: {did_you_mean(close)} Product names are compared "
                                "exactly, case too", did_you_mean=close)
+            if new_product is not None:
+                raise NotFound(f"this station holds nothing of product {product!r} (no part, model or reference "
+                               "photo)" + (f"; it knows {listed(sorted(known))}" if known else "") + f". {new_product}",
+                               did_you_mean=[], known=sorted(known)[:50])
             return
         if not line or held(s, line):
             return
