@@ -91,3 +91,33 @@ def test_a_stations_own_backup_meeting_a_backup_by_hand_is_no_fault_and_tries_ag
     schedule._next_at = None
     schedule._tick()                            # the folder free: the backup is made
     assert (dest / "lineguard.db").is_file() and "backup" not in faults
+
+
+def test_a_first_backup_failed_on_a_read_only_disk_asks_to_clear_nothing(tmp_path, monkeypatch, caplog):
+    """`lineguard backup --to ./ro/station` on a read-only mount: exit 1 with the disk's
+    reason, then "the failed first backup's folder .../ro/station could not be cleared
+    ([Errno 30] ...): remove what it left there by hand", though its mkdir had failed and
+    nothing was there. The mount is stood in for by making every mkdir and rmdir under it
+    fail as the kernel fails them (EROFS): a chmod does not stop root."""
+    import errno
+    import os
+
+    data, ro = tmp_path / "st", tmp_path / "ro"
+    _station_with_parts(data, parts=1)
+    ro.mkdir()
+    real_mkdir, real_rmdir = os.mkdir, os.rmdir
+
+    def read_only(real):
+        def call(path, *a, **k):
+            if os.fspath(path).startswith(str(ro)):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+            return real(path, *a, **k)
+        return call
+    monkeypatch.setattr(os, "mkdir", read_only(real_mkdir))
+    monkeypatch.setattr(os, "rmdir", read_only(real_rmdir))
+    with caplog.at_level("WARNING"):
+        r = run_in_process("backup", "--data", data, "--to", ro / "station")
+    assert r.returncode == 1 and "Read-only file system" in r.stderr, (r.stdout, r.stderr)
+    said = r.stderr + caplog.text
+    assert "could not be cleared" not in said and "by hand" not in said, said
+    assert list(ro.iterdir()) == []

@@ -96,10 +96,19 @@ def test_serve_takes_every_variable_of_the_table(tmp_path, opened):
     # a variable added to the table is added here too, with a value of its own
     # but the PLC camera's, which stand instead of LINEGUARD_PLC_IMAGES (tests/test_it_small_fixes.py)
     assert set(env) | {"LINEGUARD_PLC_CAMERA", "LINEGUARD_PLC_CAMERA_FPS"} == set(_ENV), set(_ENV) ^ set(env)
+    # a schema is a PostgreSQL database's (refused beside a SQLite one), which takes no
+    # LINEGUARD_BACKUP_TO: read in a start of its own
+    schema = env.pop("LINEGUARD_DB_SCHEMA")
+    want.pop("db_schema")
     r = CliRunner().invoke(app, ["serve"], env=env)
     assert r.exit_code == 2 and "stopped before the station opens" in r.output, r.output
     (cfg,) = opened
     assert _settings(cfg, want) == want
+    pg = {"LINEGUARD_DATA": str(tmp_path / "pg-station"), "LINEGUARD_DB": "postgresql://lg@127.0.0.1:1/none",
+          "LINEGUARD_DB_SCHEMA": schema}
+    r = CliRunner().invoke(app, ["serve"], env=pg)
+    assert r.exit_code == 2 and "stopped before the station opens" in r.output, r.output
+    assert opened[-1].db_schema == schema
 
 
 def test_the_command_line_wins_over_the_variable_and_the_variable_over_the_default(tmp_path, opened):
@@ -184,13 +193,12 @@ def test_a_watcher_inspecting_here_takes_the_variables_too(tmp_path, no_lineguar
         raise NotOpened
 
     monkeypatch.setattr(line_station, "Station", station)
-    env = {"LINEGUARD_AUDIT_SAMPLE_RATE": "1", "LINEGUARD_MIN_FREE_GB": "0", "LINEGUARD_DB_SCHEMA": "line_2",
-           "LINEGUARD_ALARM_NG_RUN": "9"}
+    env = {"LINEGUARD_AUDIT_SAMPLE_RATE": "1", "LINEGUARD_MIN_FREE_GB": "0", "LINEGUARD_ALARM_NG_RUN": "9"}
     r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L1", "--product", "cell", "--data",
                                   str(data), "--alarm-ng-run", "6"], env=env)
     assert isinstance(r.exception, NotOpened), r.output
     (cfg,) = made
-    assert (cfg.audit_sample_rate, cfg.min_free_gb, cfg.db_schema, cfg.alarm_ng_run) == (1.0, 0.0, "line_2", 6)
+    assert (cfg.audit_sample_rate, cfg.min_free_gb, cfg.alarm_ng_run) == (1.0, 0.0, 6)
     r = CliRunner().invoke(app, ["watch", str(tmp_path / "in"), "--line", "L1", "--product", "cell", "--data",
                                   str(data)], env={"LINEGUARD_BACKUP_EVERY_H": "0"})
     assert r.exit_code == 2 and "LINEGUARD_BACKUP_EVERY_H" in r.output, r.output

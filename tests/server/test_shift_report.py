@@ -139,7 +139,8 @@ def test_the_station_command_takes_the_plants_shifts_and_time_zone(tmp_path, mon
     r = CliRunner().invoke(app, ["serve", "--data", data, "--timezone", "Mars/Olympus"])
     assert r.exit_code == 2 and "Mars/Olympus" in r.output and len(seen) == 2, r.output
     # and the station's own PostgreSQL schema, as the keys and users commands take it
-    r = CliRunner().invoke(app, ["serve", "--data", data, "--db-schema", "line_2"])
+    r = CliRunner().invoke(app, ["serve", "--data", data, "--db", "postgresql://lg@127.0.0.1:1/none",
+                                 "--db-schema", "line_2"])
     assert r.exit_code == 2 and schemas[-1] == "line_2", r.output
     # python -m lineguard.server, for containers, alike
     monkeypatch.setattr("lineguard.server.__main__.serve", lambda cfg, **kw: seen.append((cfg.shift_starts,

@@ -130,16 +130,18 @@ _LOCATION = (("data", "LINEGUARD_DATA", "folder"), ("db", "LINEGUARD_DB", "datab
 
 
 def data_option(help_text: str = "Station folder.", default: Optional[Path] = Path("./station"),
-                unless: Optional[str] = None):
+                unless: Optional[str] = None, postgresql_folder: bool = True):
     """--data, with LINEGUARD_DATA; and the station's place resolved before the command
     runs, --db and --db-schema too where it has them (:func:`db_options`), so its body
     gets the folder and database serve would open. ``unless``: the command's flag that,
-    given, wants no folder (restore --check): no variable is read then."""
+    given, wants no folder (restore --check): no variable is read then. ``postgresql_folder``
+    False: the command says itself what a PostgreSQL station's folder given without --db
+    gets (backup, undo-upgrade: its pg_dump), not :func:`station_place_checked`'s refusal."""
     def add(f):
         @functools.wraps(f)
         def run(**kw):
             if not (unless and kw.get(unless)):
-                kw.update(_station_location(kw, default))
+                kw.update(_station_location(kw, default, postgresql_folder))
             return f(**kw)
         shown = f"; default {os.path.join('.', default)}" if default is not None else ""
         return click.option("--data", type=PathArg, default=None,
@@ -174,7 +176,7 @@ def db_options(schema: bool = True,
     return add
 
 
-def _station_location(given: dict, default: Optional[Path]) -> dict:
+def _station_location(given: dict, default: Optional[Path], postgresql_folder: bool = True) -> dict:
     """The station's folder, database and schema (those of the command's options in
     ``given``; None: not given): each option given, else its variable, else the default.
     Says which came from the environment and where they point (the database without its
@@ -214,7 +216,47 @@ def _station_location(given: dict, default: Optional[Path]) -> dict:
     if "LINEGUARD_DB" in used and out.get("data") is not None and (Path(out["data"]) / "lineguard.db").is_file():
         note("warning", f"the database is LINEGUARD_DB's, not the SQLite station in {out['data']} (lineguard.db): "
                         "its parts, keys and users are not this one's; unset LINEGUARD_DB (or give --db) for it")
+    if "db" in given:       # a command that opens the station's database (restore makes a folder of its own)
+        station_place_checked(out.get("data"), out.get("db"), out.get("db_schema"),
+                              schema_var="LINEGUARD_DB_SCHEMA" in used, postgresql_folder=postgresql_folder)
     return out
+
+
+def station_place_checked(data: Optional[Path], db: Optional[str], db_schema: Optional[str],
+                          schema_var: bool = False, postgresql_folder: bool = True) -> None:
+    """The command ends (exit 2), before anything is opened or made, where its folder,
+    database and schema (as resolved: the options, else their variables) cannot be one
+    station: a schema with no PostgreSQL database (SQLite has none: it was ignored, and the
+    SQLite station in --data used, or made); or, with ``postgresql_folder``, a PostgreSQL
+    station's data folder (its id file, no lineguard.db) with no PostgreSQL database given:
+    `serve` made a new, empty SQLite station in it, its keys and parts elsewhere than the
+    line's. The one check of every command taking --data and --db (serve, watch, camera,
+    keys, users, parts, old-records, sweep...). ``schema_var``: the schema came from
+    LINEGUARD_DB_SCHEMA (named so)."""
+    from ..line.data_folders import ID_FILE, postgresql_station_of
+    from ._term import fail
+    if db is not None and not db.strip().lower().startswith("sqlite"):
+        return                  # a database server: its schema is checked as it opens
+    where = f"the SQLite one in {data}" if db is None else f"a SQLite one ({_database_shown(db, '--db')})"
+    theirs = postgresql_station_of(Path(data)) if data is not None and postgresql_folder else None
+    if theirs is not None:
+        named = theirs["db"] or "postgresql://USER@HOST/DATABASE"
+        schema = theirs["db_schema"] if theirs["db"] else db_schema
+        hint = f"--db {shlex.quote(named)}" + (f" --db-schema {shlex.quote(schema)}" if schema else "")
+        fail(f"{data} is the data folder of a station on PostgreSQL"
+             + (f" ({named}" + (f", schema {theirs['db_schema']}" if theirs["db_schema"] else "") + ")"
+                if theirs["db"] else "")
+             + f" (it holds {ID_FILE} and no lineguard.db), but the database given is {where}: that would be "
+             f"another, empty station in its folder. Give that station's database: {hint}"
+             + ("" if theirs["db"] else " (and its --db-schema, where it has one)")
+             + (_PASSWORD_WHERE if "***" in named else "") + ", or set LINEGUARD_DB"
+             + (" and LINEGUARD_DB_SCHEMA" if schema or not theirs["db"] else "") + " as its serve has them")
+    if db_schema:
+        given = "LINEGUARD_DB_SCHEMA" if schema_var else "--db-schema"
+        fail(f"{given} {db_schema} is a PostgreSQL station's schema, but the database is {where}: the schema would "
+             "be ignored and that SQLite station used (or made). Give the station's database with it (--db "
+             "postgresql://... or LINEGUARD_DB), or leave the schema out"
+             + (" (unset LINEGUARD_DB_SCHEMA)" if schema_var else ""))
 
 
 def station_said(data: Optional[Path], db: Optional[str], db_schema: Optional[str]) -> tuple[str, bool]:
@@ -299,6 +341,8 @@ def _station_config(serve: bool = True, **options):
     _say_environment(cfg, {k for k, v in overrides.items() if v is not None}, serve)
     if cfg.db_url:
         _database_shown(cfg.db_url, "--db" if overrides.get("db_url") is not None else "LINEGUARD_DB")
+    station_place_checked(cfg.data_dir, cfg.db_url, cfg.db_schema,
+                          schema_var=cfg.db_schema is not None and overrides.get("db_schema") is None)
     _not_a_backup(cfg)
     _check_disk_floor(cfg, overrides.get("min_free_gb") is not None)
     return cfg
@@ -595,6 +639,15 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                           alarm_escalate_again_min=alarm_escalate_again_min, shift_starts=shift_starts,
                           timezone=timezone, plc_camera=plc_camera, plc_camera_fps=plc_camera_fps,
                           plc_host=plc_host, recipes=recipes, peers=peers)
+    if cfg.backup_to is not None:
+        # `lineguard backup --to`'s refusals of a folder that can never hold the station's
+        # backups (inside its own data folder...), at the start: the first backup comes 5
+        # minutes later at the earliest, and its fault was the first sign
+        from ..line.backup import BackupError, check_backup_place
+        try:
+            check_backup_place(cfg.data_dir, cfg.backup_to)
+        except BackupError as exc:
+            fail(f"{'--backup-to' if backup_to is not None else 'LINEGUARD_BACKUP_TO'} {cfg.backup_to}: {exc}")
     # the model's and the PLC links' settings as given, else from their LINEGUARD_* variables
     # (checked there: a line or product name every part would be refused for ends the start)
     line, product, plc_line = cfg.line, cfg.product, cfg.plc_line
@@ -2008,10 +2061,10 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
         zone = plant_zone(timezone)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--timezone") from None
-    if not (data / "images").is_dir():
-        # a wrong folder would make every image look deleted for room: none archived, the real files orphaned
-        fail(_no_images_at(data))
-    database = _station_database(data, db, db_schema, "give the station's folder (--data) or --db")
+    # a wrong folder would make every image look deleted for room: none archived, the real files orphaned
+    database = _station_with_images(data, db, db_schema, "give the station's folder (--data) or --db", "delete")
+    if database is None:
+        return
     try:
         from sqlalchemy import inspect as sql_inspect
         if not sql_inspect(database.engine).has_table("records_kept", schema=db_schema):
@@ -2019,7 +2072,7 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
                  "upgrades it), then run this again")
         keeper = RecordKeeper(database, ContentStore(data / "images"), keep_days, archive=archive_to,
                               archive_images=archive_images, zone=zone)
-        keeper.again = "run this command again once it is"
+        keeper.again = "then run this command again"
         look = keeper.preview()
         v = look["verdicts"]
         click.echo(f"records of parts older than {keep_days:g} days (before {look['cutoff']}):")
@@ -2052,9 +2105,17 @@ def old_records(keep_days: float, delete_now: bool, archive_to: Optional[Path], 
                 fail(f"the change log could not be written ({type(exc).__name__}: {exc}); note this deletion "
                      "by hand for the quality record", code=1)
         if failed is not None:
-            why = keeper.faults.get("records") if isinstance(failed, OSError) else None
-            fail(f"stopped before the end: {why or f'{type(failed).__name__}: {failed}'}; run it again once "
-                 "that is put right (what was deleted is in the change log)", code=1)
+            # said once: the keeper's fault already ends in what to do and "run this command
+            # again"; and "what was deleted" only where something was
+            problem = keeper.archive_problem if isinstance(failed, OSError) else None
+            why = f"{type(failed).__name__}: {failed}"
+            if done["parts"] or done["signals"]:
+                fail("stopped before the end: " + (keeper.faults["records"] if problem else
+                                                   f"{why}; run it again once that is put right")
+                     + " (what was deleted is in the change log)", code=1)
+            if problem:
+                fail(f"nothing was deleted: {problem[0]}: {problem[1]}, then run this command again", code=1)
+            fail(f"nothing was deleted: {why}; run this command again once that is put right", code=1)
         if done.get("images_unreadable"):
             fail(keeper.faults["records_image"], code=1)
     finally:
@@ -2079,10 +2140,10 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
     from ..line.sweep import StoreSweep
     from ._term import fail
     images = data / "images"
-    if not images.is_dir():
-        fail(_no_images_at(data))
-    database = _station_database(data, db, db_schema, "give the station's --db (with no database every image "
-                                                      "would look unnamed)")
+    database = _station_with_images(data, db, db_schema, "give the station's --db (with no database every image "
+                                                          "would look unnamed)", "sweep")
+    if database is None:
+        return
     try:
         report = StoreSweep(database, ContentStore(images), min_age_s=min_age_minutes * 60).run(dry_run=dry_run)
     finally:
@@ -2101,7 +2162,7 @@ def sweep(data: Path, db: Optional[str], db_schema: Optional[str], dry_run: bool
 
 
 @click.command()
-@data_option()
+@data_option(postgresql_folder=False)     # its own words for a PostgreSQL station's folder: pg_dump
 @click.option("--to", "dest", type=PathArg, required=True,
               help="Backup folder (best on another disk); a later backup into it copies only new files.")
 @db_options(db_help="The station's database URL, if not the SQLite one in --data (a PostgreSQL station is told "
@@ -2123,8 +2184,11 @@ def backup(data: Path, dest: Path, db: Optional[str], db_schema: Optional[str], 
     import sqlite3
 
     from ..line.backup import BackupError, backup_station, damaged_at_station_message, failure_message
+    from ..line.data_folders import postgresql_station_of
     from ._term import counted, fail, note
     db_path = _config(data, db).sqlite_path
+    if db is None and postgresql_station_of(data) is not None:
+        db_path = None       # a PostgreSQL station's folder (its id, no lineguard.db): told its pg_dump
     if db_path is None:
         # the records alone are not the station: its models/ (the active model's file), images/ and the
         # folder's id (.lineguard-folder, which the database names) must come with them
@@ -2243,7 +2307,7 @@ def restore(src: Path, data: Optional[Path], check: bool) -> None:
 
 
 @click.command("undo-upgrade")
-@data_option()
+@data_option(postgresql_folder=False)     # its own words for a PostgreSQL station's folder: pg_dump
 @db_options(db_help="The station's database URL, if not the SQLite one in --data.")
 def undo_upgrade(data: Path, db: Optional[str], db_schema: Optional[str]) -> None:
     """Go back to the copy of a SQLite station's database taken before its upgrade.
@@ -2432,6 +2496,36 @@ def _no_images_at(data: Path) -> str:
     return (f"{data} holds no station's images (no images/ folder)"
             + (f", but {twin} beside it holds a station (a mistyped --data?): give --data {shlex.quote(str(twin))}"
                if twin is not None else ": give the station's folder with --data"))
+
+
+def _station_with_images(data: Path, db: Optional[str], db_schema: Optional[str], missing_hint: str, what: str):
+    """:func:`_station_database` for a command on the station's images too (old-records,
+    sweep): a --data with no images/ folder is refused (exit 2: a wrong folder, every image
+    would look deleted), unless its station holds no part and no PLC answer yet (set up with
+    `keys create --new`, never served: the folder is made at the first start): then None,
+    said, nothing to ``what``. old-records refused such a PostgreSQL station outright, though
+    it had nothing to report or delete."""
+    from sqlalchemy import func, select
+
+    from ..line.orm import Inspection, LineSignal
+    from ._term import fail
+    if (data / "images").is_dir():
+        return _station_database(data, db, db_schema, missing_hint)
+    path = _config(data, db).sqlite_path
+    if path is not None and not path.is_file():
+        fail(_no_images_at(data))           # no station here at all: the folder's words, as before
+    database = _station_database(data, db, db_schema, missing_hint)
+    try:
+        with database.session() as s:
+            held = s.scalar(select(func.count()).select_from(Inspection)) \
+                or s.scalar(select(func.count()).select_from(LineSignal))
+    finally:
+        database.dispose()
+    if held:
+        fail(_no_images_at(data))
+    click.echo(f"no part recorded at this station yet ({data} holds no images/ folder: a station makes it at its "
+               f"first start): nothing to {what}")
+    return None
 
 
 def _station_database(data: Path, db: Optional[str], db_schema: Optional[str], missing_hint: str):

@@ -117,12 +117,7 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         raise BackupError(f"no station database at {db_path}: give the station's folder (--data); a station on "
                           "PostgreSQL (--db) is backed up with pg_dump, then a copy of its whole data folder (images/, "
                           "models/, .lineguard-folder)")
-    if dest == data_dir or data_dir in dest.parents or dest in data_dir.parents:
-        raise BackupError(f"{dest} is the station's folder or holds it (or lies in it): back up to another "
-                          "folder, best on another disk")
-    if dest.exists() and not dest.is_dir():
-        # refused, not failed: no disk to check, another path to give
-        raise BackupError(f"{dest} is a file: give a folder to back up into (a new one, or an earlier backup's)")
+    check_backup_place(data_dir, dest)
     _check_station_db(db_path)     # before anything is written in dest
     copies = CopyFolders(data_dir)
     try:
@@ -160,6 +155,26 @@ def backup_station(data_dir: Path, dest: Path, db_path: Optional[Path] = None,
         os.close(held)           # closing releases the lock
 
 
+def check_backup_place(data_dir: Path, dest: Path) -> None:
+    """:class:`BackupError` where ``dest`` can never hold ``data_dir``'s backups, whatever
+    the disks do: the station's folder itself, one in it or holding it, a file, or another
+    station's folder (its database, no backup's marker or manifest). Found from the paths and
+    what lies there, nothing written. `lineguard backup --to` and `serve --backup-to` (at its
+    start) refuse the same: the station's first backup comes 5 minutes after its start at the
+    earliest, and a --backup-to inside its own data folder started without a word."""
+    data_dir, dest = Path(data_dir).resolve(), Path(dest).resolve()
+    if dest == data_dir or data_dir in dest.parents or dest in data_dir.parents:
+        raise BackupError(f"{dest} is the station's folder or holds it (or lies in it): back up to another "
+                          "folder, best on another disk")
+    if dest.exists() and not dest.is_dir():
+        # refused, not failed: no disk to check, another path to give
+        raise BackupError(f"{dest} is a file: give a folder to back up into (a new one, or an earlier backup's)")
+    if (dest / "lineguard.db").is_file() and not (dest / MARKER).exists() and not (dest / MANIFEST).exists():
+        # a station's folder (another line's, a restored one): its database would be replaced
+        raise BackupError(f"{dest} holds a station's database that no backup made: back up to an empty folder "
+                          "or to an earlier backup's folder")
+
+
 # what a backup makes in its folder: undone where a first backup fails
 _STORES = ("images", "models", "reference")
 
@@ -193,6 +208,10 @@ class _FirstBackupUndo:
                 else:
                     path.unlink()
             for folder in self.made:
+                if not folder.is_dir() or folder.is_symlink():
+                    # never made (its mkdir failed: a read-only disk answers rmdir too with
+                    # EROFS, and the user was told to clear a folder that was never there)
+                    continue
                 folder.rmdir()                # only if empty: never what another wrote there meanwhile
         except OSError as exc:
             log.warning("the failed first backup's folder %s could not be cleared (%s): remove what it left "

@@ -18,6 +18,7 @@ A SQLite database lives in its own data folder, so only PostgreSQL is checked.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -38,6 +39,13 @@ from .periodic import PeriodicJob
 log = logging.getLogger("lineguard.station")
 
 ID_FILE = ".lineguard-folder"
+# beside it: the database (its URL without the password) and schema whose station keeps its
+# files here, written at each claim. A PostgreSQL station's folder holds no lineguard.db:
+# started without --db, `serve` made a new, empty SQLite station in it; refused now, it
+# names the database to give (see :func:`postgresql_station_of`). A file of its own: a
+# lineguard older than this one reads the id file alone, and one line more in it is
+# "damaged" to that one (after an undo-upgrade)
+DB_FILE = ".lineguard-database"
 # a folder not seen by any process for this long no longer holds the database
 KEPT_DAYS = 7.0
 
@@ -99,7 +107,47 @@ def claim(db, data_dir: Path, let_go: Optional[str] = None, now: Optional[dt.dat
     if db.is_sqlite:
         return None
     mine = _claim(db, data_dir, let_go, now)
-    return mine if mine is not None else _claim(db, data_dir, let_go, now)
+    mine = mine if mine is not None else _claim(db, data_dir, let_go, now)
+    if mine is not None:
+        _note_database(db, Path(data_dir))
+    return mine
+
+
+def _note_database(db, data_dir: Path) -> None:
+    """:data:`DB_FILE` written (whole, then renamed) where it does not say this database
+    and schema yet. Only a help for a later refusal's words: a folder it cannot be written
+    in is logged, never a refused start."""
+    from .config import without_password
+    url = db.url       # as a command line gives it (postgresql://): psycopg is the driver meant by it
+    url = "postgresql://" + url[len("postgresql+psycopg://"):] if url.startswith("postgresql+psycopg://") else url
+    said = json.dumps({"db": without_password(url), "db_schema": db.schema}, sort_keys=True) + "\n"
+    path = data_dir / DB_FILE
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == said:
+            return
+        atomic_write_text(path, said)
+    except OSError as exc:
+        log.warning("could not note the database in %s (%s): a start without --db on this folder will not be "
+                    "able to name it", path, exc)
+
+
+def postgresql_station_of(data_dir: Path) -> Optional[dict]:
+    """None, unless ``data_dir`` is the data folder of a station on PostgreSQL: it holds
+    the folder's id (:data:`ID_FILE`, made at a claim, on PostgreSQL alone) and no SQLite
+    station (lineguard.db). Then {"db": its URL without the password, "db_schema": its
+    schema or None}, each None where not known (the folder claimed by a lineguard older
+    than :data:`DB_FILE`, or that file unreadable). Read only."""
+    data_dir = Path(data_dir)
+    if not (data_dir / ID_FILE).is_file() or (data_dir / "lineguard.db").exists():
+        return None
+    found = {"db": None, "db_schema": None}
+    try:
+        noted = json.loads((data_dir / DB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return found
+    if isinstance(noted, dict):
+        found.update({k: noted[k] for k in found if isinstance(noted.get(k), str) and noted[k]})
+    return found
 
 
 def _claim(db, data_dir: Path, let_go: Optional[str], now: Optional[dt.datetime]) -> Optional[str]:

@@ -111,6 +111,7 @@ class RecordKeeper(PeriodicJob):
         self.deleted = {"parts": 0, "signals": 0, "files": 0}      # since start
         self.unreadable_images = 0
         self.last: Optional[dict[str, Any]] = None
+        self.archive_problem: Optional[tuple[str, str]] = None    # the last archive failure: (why, what to do)
 
     def cutoff(self, now: Optional[dt.datetime] = None) -> dt.datetime:
         """Parts recorded before this (naive UTC) are not all kept."""
@@ -122,6 +123,7 @@ class RecordKeeper(PeriodicJob):
         cutoff = self.cutoff(now)
         parts = files = signals = 0
         self.unreadable_images = 0          # this run's: the fault clears after a run with none
+        self.archive_problem = None
         cursor: tuple[dt.datetime, int] = (dt.datetime.min, 0)
         try:
             if self.archive is not None:
@@ -288,9 +290,18 @@ class RecordKeeper(PeriodicJob):
             self._marked = True
 
     def _archive_failed(self, exc: OSError) -> None:
-        self.faults["records"] = (f"old records could not be archived to {self.archive} ({exc}); those not "
-                                  "archived were not deleted: make the folder (or mount the share) writable and give "
-                                  f"it room; {self.again}")
+        assert self.archive is not None
+        if not os.path.lexists(self.archive):
+            # what to do for a folder that is not there is to make it, not to give it room
+            cause, todo = "it does not exist (a share not mounted?)", "make the folder, or mount the share"
+            said = f"the archive folder {self.archive} does not exist (a share not mounted?)"
+        else:
+            cause, todo = f"{exc}", "make the folder (or mount the share) writable and give it room"
+            said = f"the records could not be archived to {self.archive} ({exc})"
+        # apart, for `old-records --delete` to say once in its own words (nothing deleted, or some)
+        self.archive_problem = (said, todo)
+        self.faults["records"] = (f"old records could not be archived to {self.archive} ({cause}); those not "
+                                  f"archived were not deleted: {todo}; {self.again}")
 
     def _archive(self, name: str, data: bytes) -> Path:
         assert self.archive is not None

@@ -88,6 +88,19 @@ def main(argv: list[str] | None = None) -> None:
               "no PLC link: run `lineguard serve` (it reads the same variables) for a station with one",
               file=sys.stderr)
         raise SystemExit(2)
+    # the place checks `lineguard serve` makes (a schema beside a SQLite database, a
+    # PostgreSQL station's folder without its database, a --backup-to that can never hold
+    # its backups): here the first started a new, empty SQLite station in such a folder
+    from ..cli.station import station_place_checked
+    from ..line.backup import BackupError, check_backup_place
+    station_place_checked(cfg.data_dir, cfg.db_url, cfg.db_schema, schema_var=a.db_schema is None)
+    if cfg.backup_to is not None:
+        try:
+            check_backup_place(cfg.data_dir, cfg.backup_to)
+        except BackupError as exc:
+            print(f"error: {'--backup-to' if a.backup_to is not None else 'LINEGUARD_BACKUP_TO'} {cfg.backup_to}: "
+                  f"{exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     if floor_said:
         print(f"warning: {floor_said}", file=sys.stderr)
     try:
