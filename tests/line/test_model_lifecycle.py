@@ -484,11 +484,12 @@ def test_a_retrain_for_a_slip_of_the_product_or_line_is_told_the_one_meant(stati
     # a line with nothing at all of the product: refused too, the lines named
     with pytest.raises(NotFound, match="The lines the station knows: L1"):
         st.jobs.submit_training("cell", "L7", min_images=5)
-    # the line itself, and a new product with nothing yet (its own "too few" advice), as before
+    # the line itself, as before; a new product with nothing yet is a 404 too, naming the
+    # products the station knows and what a retrain learns from (it was "only 0 stored parts")
     assert st.jobs.submit_training("cell", "L1", min_images=5).status == "queued"
-    with pytest.raises(StationError, match="only 0 stored parts") as new:
+    with pytest.raises(NotFound, match="holds nothing of product 'battery-lid'") as new:
         st.jobs.submit_training("battery-lid", "", min_images=5)
-    assert not isinstance(new.value, NotFound)
+    assert new.value.details["known"] == ["cell"] and "reference add" in new.value.message
 
 
 def test_activating_the_version_already_active_changes_nothing(station):
