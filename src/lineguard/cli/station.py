@@ -690,12 +690,12 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
     made = _not_there_yet(cfg.data_dir)
     made_as: Optional[tuple[int, int]] = None      # the folder this start made, as the disk knows it
     served = False
+    said_new = opened = False
     try:
         station = _open_when_the_database_answers(cfg, db_wait, open_it)
+        opened = True
         made_as = _folder_identity(made) if made is not None else None
         new_station = new_station or in_schema[0]
-        if new_station:
-            click.echo(new_station)
         plcs: list = []
         grabber = None
         web: list = []
@@ -772,6 +772,13 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
                 threading.Thread(target=_release_plcs_when_up, args=(plcs, station, plc_recipes, plc_line or line,
                                                                       host, port),
                                  kwargs={"played": played}, name="plc-release", daemon=True).start()
+            # said here, past every check that can refuse the start and so remove the folder
+            # again: said at the opening, `--plc-camera ./nonexist` printed "new station: ...
+            # created it. No keys or users yet: create them with ...", then its error, and the
+            # folder was gone
+            if new_station:
+                click.echo(new_station)
+                said_new = True
             click.echo(f"lineguard station on http://{host}:{port}  (operator app: http://{host}:{port}/app/, "
                        f"API docs: http://{host}:{port}/docs, data: {cfg.data_dir})")
             if cfg.open_reads:
@@ -800,6 +807,16 @@ def serve(data: Path, model: Optional[Path], product: Optional[str], new_product
     finally:
         if made is not None and not served:
             _remove_what_this_start_made(made, cfg, made_as)
+        if not served and new_station and opened:
+            # a SQLite station's folder this start made, removed again: nothing of it is left
+            gone = cfg.sqlite_path is not None and made is not None and not made.exists()
+            if gone and said_new:       # the port taken between the bind and the listen
+                click.echo(f"note: {made} was removed again: the start was refused, no station is there", err=True)
+            elif not gone and not said_new:
+                # what this start made stays (a database in a folder that was there, a schema,
+                # a folder another process serves in): the next start finds a station, so it is
+                # said now or never
+                click.echo(new_station, err=True)
 
 
 def _check_model_file(model: Path) -> None:

@@ -771,6 +771,12 @@ class Handshake:
         self.line = line
         self.station_name = station_name
         self.protocol = protocol
+        # Whether part tag 0 is a part's number, kept as its serial. Over Modbus it is not: the
+        # PartTag registers hold 0 from power-up in a PLC program that never writes them, and a
+        # serial "0" on every part made them all one part (RecipeId 0 names none there too).
+        # StartSingleJob always gives its PartId, so over OPC UA 0 is a number like any other:
+        # a PLC counter starting at 0 lost its first part's number (serial NULL, an id by time)
+        self.tag_zero_is_a_part = protocol == "opcua"
         self.window_s = window_ms / 1000.0
         self.lock = threading.RLock()
         self.seq = 0
@@ -1445,14 +1451,15 @@ class Handshake:
         except Exception as exc:  # noqa: BLE001 - camera lost, empty folder: a fault the PLC sees
             self._done(trig, ResultCode.NO_IMAGE, None, f"no image for the trigger: {exc}", fault=True)
             return
+        numbered = bool(trig.tag) or self.tag_zero_is_a_part
         part_id = f"{self.station_name}-{trig.at.strftime('%Y%m%dT%H%M%S%f')}-{trig.seq}"
-        if trig.tag:
+        if numbered:
             part_id = f"{self.station_name}-tag{trig.tag}-{trig.seq}"
         try:
             # the PLC's part number is the part's serial: traceable, and a test part
             # (line.test_parts) is known by the PartTag reserved for it
             out = self.station.inspect(data, Part(part_id, self.line, self.station_name, product,
-                                                  serial=str(trig.tag) if trig.tag else None), source="plc")
+                                                  serial=str(trig.tag) if numbered else None), source="plc")
         except (ModelLoadFailed, NotFound) as exc:
             self._done(trig, ResultCode.MODEL_FAULT, None, f"{exc.message}", fault=True)
             return

@@ -24,7 +24,10 @@ Namespace URI ``urn:lineguard:plc:vision`` (``ns`` below; browse names are ``ns:
         RecipeManagement/
           ActiveRecipe      UInt32        the recipe (product) in effect
           Recipes           String[]      "ID=product" for each recipe of this station
-          SelectRecipe(RecipeId UInt32)   not while SingleExecution; unknown id: BadInvalidArgument
+          SelectRecipe(RecipeId UInt32)   taken at once, in any state, also while SingleExecution
+                                          (as the Modbus RecipeId, taken when written): a part in
+                                          inspection keeps the recipe it was triggered with;
+                                          unknown id: BadInvalidArgument (LastRefusal names those known)
         ResultManagement/
           ResultsValid      Boolean       the variables below answer the last job; high until
                                           AcknowledgeResult
@@ -74,8 +77,9 @@ Arguments: any integer Variant (SByte ... UInt64: a PLC sends DINT / UDINT) whos
 fits the argument's UInt32 is taken; anything else refuses the call, nothing done, with
 BadTypeMismatch (not an integer), BadOutOfRange (negative or above 4294967295),
 BadArgumentsMissing or BadTooManyArguments (InputArgumentResults name the argument,
-LastRefusal says why). Every variable written carries SourceTimestamp and ServerTimestamp
-(UTC, when its value last changed).
+LastRefusal says why). A refused call is answered after LastRefusal holds its reason, so
+a PLC reads the reason of the call it just made. Every variable written carries
+SourceTimestamp and ServerTimestamp (UTC, when its value last changed).
 
 The server offers Anonymous login only over SecurityPolicy None (no UserName: there are
 no accounts to check a password against; keep it on the machine network). Its
@@ -224,8 +228,10 @@ def _takes(method: str, spec: tuple[tuple[str, str], ...], nothing: str,
                 elif trigger:
                     why += ("; no photo is set aside for it (a call with another number of arguments is no "
                             "part's trigger)")
-                return self._refuse(bad.status, why, bad.arg_results)
-            return await fn(self, parent, *values)
+                return await self._refused(self._refuse(bad.status, why, bad.arg_results))
+            out = await fn(self, parent, *values)
+            # a method's own answer is a list (its output arguments); anything else is a refusal
+            return out if isinstance(out, list) else await self._refused(out)
         return call
     return wrap
 
@@ -311,7 +317,7 @@ class OpcUaStation:
                   "ProcessingTimeMs": float(ans.processing_ms), "RecipeId": trig.recipe, "Reason": ans.reason or ""}
         self._put(("result", values))
 
-    def _put(self, item: tuple[str, dict[str, Any]]) -> None:
+    def _put(self, item: tuple[str, Any]) -> None:
         if self._loop is None or self._queue is None:
             return
         try:
@@ -324,7 +330,10 @@ class OpcUaStation:
         while True:
             kind, values = await self._queue.get()
             try:
-                if kind == "result":
+                if kind == "flush":
+                    if not values.done():
+                        values.set_result(None)
+                elif kind == "result":
                     # the result first, ResultsValid after it, then the event: a PLC that
                     # sees ResultsValid or the event reads this part's values
                     for name, v in values.items():
@@ -529,6 +538,20 @@ class OpcUaStation:
         return None if clients is None else bool(clients)
 
     # -- methods (run on the server's loop; @_takes has checked their arguments) -----------
+    async def _refused(self, answer: Any) -> Any:
+        """``answer`` (a refusal) once the writer has written what was queued before it,
+        LastRefusal among it: answered first, a PLC reading LastRefusal at once after the
+        refused call could read the one before (line-sim says the station's reason)."""
+        if self._loop is None or self._queue is None:
+            return answer
+        written = self._loop.create_future()
+        self._put(("flush", written))       # in order behind the refusal's state update
+        try:
+            await asyncio.wait_for(written, 2.0)
+        except asyncio.TimeoutError:
+            log.warning("OPC UA refusal answered before LastRefusal was written (the writer is behind)")
+        return answer
+
     def _refuse(self, status: str, why: str, arg_results: Optional[list[str]] = None) -> Any:
         from asyncua import ua
         with self.hs.lock:
@@ -593,9 +616,12 @@ class OpcUaStation:
 
     @_takes("SelectRecipe", (("RecipeId", "one of RecipeManagement/Recipes"),), "the recipe is unchanged")
     async def _m_select_recipe(self, parent: Any, rid: int) -> Any:
+        # Taken at once, a part in inspection or a result up too, as the Modbus RecipeId is
+        # taken whenever it is written: the part in inspection keeps the recipe of its
+        # trigger (Trigger.recipe), so the PLC selects the next product as soon as the last
+        # part of this one is triggered. It was refused while a part was inspected (and the
+        # docstring said "not while SingleExecution", yet a result up was taken)
         with self.hs.lock:
-            if self.hs.busy:
-                return self._refuse("BadInvalidState", f"SelectRecipe {rid} refused: a part is being inspected")
             if not self.hs.select_recipe(rid):
                 return self._refuse("BadInvalidArgument", f"SelectRecipe {rid} refused: not a recipe of this "
                                     f"station (known: {sorted(self.hs.recipes)})")

@@ -45,12 +45,34 @@ class ModbusLink:
 
     def __init__(self, host: str, port: int, timeout_s: float = 5.0):
         from pymodbus.client import ModbusTcpClient
+        from pymodbus.exceptions import ModbusException, ModbusIOException
         self.c = ModbusTcpClient(host, port=port, timeout=timeout_s)
         if not self.c.connect():
             raise ConnectionError(f"no Modbus TCP server at {host}:{port}; start the station with --modbus-port {port}")
         # Trigger, ResultsAck and ClearError low, as a PLC starts: one left high by a run that
-        # was stopped mid-handshake would swallow the next rising edge
-        self._ok(self.c.write_coils(0, [False, False, False], slave=1), "the handshake coils' reset")
+        # was stopped mid-handshake would swallow the next rising edge. It is also the first
+        # word said on the link: a port that takes the connection but is no Modbus server (the
+        # station's --opcua-port given) answered it with pymodbus's own ModbusIOException and a
+        # 40-line traceback, after 3 retries (20 s); asked once here, then the link's retries
+        trans = getattr(self.c, "transaction", None)
+        retries = getattr(trans, "retries", None)
+        if retries is not None:
+            trans.retries = 0
+        try:
+            self._ok(self.c.write_coils(0, [False, False, False], slave=1), "the handshake coils' reset")
+        except (ModbusException, ConnectionError, OSError) as exc:
+            self.c.close()
+            # pymodbus's "No response received after 0 retries, continue with next request" is
+            # its own bookkeeping: the silence is said in the plant's words
+            what = (f"it took the connection but gave no Modbus answer in {timeout_s:g} s"
+                    if isinstance(exc, ModbusIOException) else f"it took the connection, then: {_reason(exc)}")
+            raise ConnectionError(
+                f"no Modbus server answering at {host}:{port}: {what}; is {port} the station's --modbus-port, not "
+                f"its --opcua-port or another program's port? Start the station with --modbus-port {port}, or give "
+                "line-sim the station's --modbus-port (--protocol opcua for its --opcua-port)") from exc
+        finally:
+            if retries is not None:
+                trans.retries = retries
 
     def _ok(self, r: Any, what: str) -> Any:
         if r.isError():
@@ -133,8 +155,12 @@ class OpcUaLink:
             self.c.connect()
         except Exception as exc:  # noqa: BLE001 - said in the plant's words
             self.c._stop_own_tloop()   # its event-loop thread, or the process would not exit
-            raise ConnectionError(f"no OPC UA server at {host}:{port} ({exc}); start the station with "
-                                  f"--opcua-port {port}") from exc
+            # a TimeoutError says nothing of itself: it printed "... 127.0.0.1:P ()" for a
+            # Modbus port, which answers an OPC UA Hello with silence
+            why = (f"no OPC UA answer in {timeout_s:g} s: is {port} the station's --opcua-port, not its "
+                   "--modbus-port or another program's port?" if isinstance(exc, TimeoutError) else _reason(exc))
+            raise ConnectionError(f"no OPC UA server at {host}:{port}{f' ({why})' if why else ''}; start the "
+                                  f"station with --opcua-port {port}") from exc
         ns = self.c.get_namespace_index(NAMESPACE)
         self.ns = ns
         vs = self.c.nodes.objects.get_child([f"{ns}:VisionSystem"])
@@ -161,7 +187,26 @@ class OpcUaLink:
 
     def select_recipe(self, recipe_id: int) -> None:
         from asyncua import ua
-        self.recipes.call_method(f"{self.ns}:SelectRecipe", ua.Variant(recipe_id, ua.VariantType.UInt32))
+        try:
+            self.recipes.call_method(f"{self.ns}:SelectRecipe", ua.Variant(recipe_id, ua.VariantType.UInt32))
+        except ua.UaStatusCodeError as exc:
+            # the status alone ("One or more arguments are invalid.(BadInvalidArgument)") does not
+            # say which recipes there are: the station's LastRefusal does ("... known: [1, 2]")
+            raise ValueError(self._refusal(exc)) from exc
+
+    def _refusal(self, exc: Exception) -> str:
+        """A refused call in the station's words (Diagnostics/LastRefusal) with its status."""
+        from asyncua import ua
+        try:
+            status = ua.StatusCode(exc.code).name      # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - not a status error: its own words
+            status = _reason(exc)
+        try:
+            why = str(self.c.nodes.objects.get_child([f"{self.ns}:VisionSystem", f"{self.ns}:Diagnostics",
+                                                      f"{self.ns}:LastRefusal"]).read_value() or "")
+        except Exception:  # noqa: BLE001 - the status is the answer then
+            why = ""
+        return f"{why} ({status})" if why else str(exc)
 
     def trigger(self, part_id: int) -> None:
         from asyncua import ua
@@ -198,6 +243,16 @@ class OpcUaLink:
 
     def close(self) -> None:
         self.c.disconnect()
+
+
+def _reason(exc: BaseException) -> str:
+    """What an exception says, for a line in brackets: its text, else its kind's name (a bare
+    TimeoutError() printed "()"), never empty for a kind of its own."""
+    text = " ".join(str(exc).split())
+    if text:
+        return text[:200]
+    name = type(exc).__name__
+    return "" if name in ("Exception", "OSError") else name
 
 
 # why the station is not TriggerReady, as the simulated PLC reads it off the link

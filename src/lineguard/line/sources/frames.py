@@ -61,6 +61,13 @@ def reads_gif() -> bool:
     return _gif_read
 
 
+def played_suffixes() -> set[str]:
+    """The suffixes a folder played as a camera plays: IMAGE_SUFFIXES, and GIF where this
+    OpenCV reads it. One set for what is played and for what an empty folder's error lists
+    (it listed IMAGE_SUFFIXES alone while GIFs were played)."""
+    return IMAGE_SUFFIXES | ({GIF} if reads_gif() else set())
+
+
 def folder_frames(folder: Union[str, os.PathLike], shown: Optional[str] = None) -> list[Path]:
     """The images a folder played as a camera gives, in name order: its regular files of a
     format OpenCV reads (IMAGE_SUFFIXES, and GIF where it reads it). Hidden and ``~`` names
@@ -70,7 +77,7 @@ def folder_frames(folder: Union[str, os.PathLike], shown: Optional[str] = None) 
     /etc/passwd was read) where ``lineguard watch`` refuses them."""
     from .folder import shown_name
     folder = Path(folder)
-    suffixes = IMAGE_SUFFIXES | ({GIF} if reads_gif() else set())
+    suffixes = played_suffixes()
     files: list[Path] = []
     skipped: dict[str, list[str]] = {}
     with os.scandir(folder) as entries:
@@ -127,7 +134,7 @@ def nothing_to_play(folder: Union[str, os.PathLike], shown: str) -> str:
                      "which are never played")
         else:
             holds = "what it holds instead is said above"
-    return f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder {shown} ({holds})"
+    return f"no images ({', '.join(sorted(played_suffixes()))}) in the folder {shown} ({holds})"
 
 
 def read_frame(path: Union[str, os.PathLike]) -> Optional[np.ndarray]:
