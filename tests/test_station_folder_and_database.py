@@ -173,3 +173,45 @@ def test_python_m_lineguard_server_refuses_the_same_places(tmp_path, monkeypatch
     assert started == []
     server_main.main(["--data", str(st), "--backup-to", str(tmp_path / "bk")])     # a right place starts
     assert [c.backup_to for c in started] == [tmp_path / "bk"]
+
+
+def test_a_sqlite_database_named_on_the_command_line_is_meant(tmp_path):
+    """A plant PC whose environment names a PostgreSQL station (LINEGUARD_DB_SCHEMA set for
+    every shell) runs its SQLite station with --db sqlite:///...: the environment's schema is
+    set aside with a note (it was refused, "unset LINEGUARD_DB_SCHEMA", which would break the
+    other station); a --db-schema typed beside that --db is still refused."""
+    from lineguard.line.data_folders import ID_FILE
+    st = tmp_path / "st"
+    _sqlite_station(st)
+    url = f"sqlite:///{st / 'lineguard.db'}"
+    kept = run_in_process("keys", "list", "--data", st, "--db", url, env={"LINEGUARD_DB_SCHEMA": "line2"})
+    assert kept.returncode == 0 and "first" in kept.stdout, (kept.stdout, kept.stderr)
+    assert "LINEGUARD_DB_SCHEMA line2 set aside" in kept.stderr, kept.stderr
+    typed = run_in_process("keys", "list", "--data", st, "--db", url, "--db-schema", "line2")
+    assert typed.returncode == 2 and "--db names a SQLite database" in typed.stderr, typed.stderr
+    # its database elsewhere than the folder (which holds an id from a PostgreSQL past): named, meant
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ID_FILE).write_text("05299f24-0000-4000-8000-000000000000\n")
+    elsewhere = run_in_process("keys", "list", "--data", other, "--db", url)
+    assert elsewhere.returncode == 0 and "first" in elsewhere.stdout, (elsewhere.stdout, elsewhere.stderr)
+    # without --db the folder is refused, saying how to make it a SQLite station's on purpose
+    refused = run_in_process("keys", "list", "--data", other)
+    assert refused.returncode == 2 and f"remove {ID_FILE}" in refused.stderr, refused.stderr
+
+
+def test_a_noted_database_keeps_no_ssl_key_passphrase():
+    from lineguard.line.config import without_password
+    shown = without_password("postgresql://lg@db/line?sslmode=require&sslpassword=keypass")
+    assert "keypass" not in shown and "sslpassword=***" in shown, shown
+
+
+def test_the_demo_runs_its_commands_without_the_plants_station_settings(monkeypatch):
+    """A PC whose environment names a line's database (LINEGUARD_DB) would have had the
+    demo's parts, keys and model written into that line's station."""
+    from lineguard import demo
+    monkeypatch.setenv("LINEGUARD_DB", "postgresql://lg@plant/line")
+    monkeypatch.setenv("LINEGUARD_DB_SCHEMA", "line2")
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = demo._demo_environment()
+    assert not [k for k in env if k.startswith("LINEGUARD_")] and env["PATH"] == "/usr/bin"

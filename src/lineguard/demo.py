@@ -150,12 +150,20 @@ def reusable(root: Path) -> bool:
     return stamp is not None and stamp == build_stamp(root)
 
 
+def _demo_environment() -> dict[str, str]:
+    """This process's environment for the demo's own commands, without the plant's
+    LINEGUARD_* settings: the demo line is a station of its own in its own folder, and a PC
+    whose environment names a line's database (LINEGUARD_DB, LINEGUARD_DB_SCHEMA) would have
+    had the demo's parts, keys and model written into that line's station."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LINEGUARD_")}
+
+
 def _run(args: list[str], show: bool = True, doing: str = "working", quiet_s: float = 10.0,
          command: Optional[list[str]] = None) -> str:
     """``lineguard ARGS`` (or ``command``) in a child process; with ``show`` its lines are
     passed through as they come, and a line every ``quiet_s`` while it says nothing (training
     is long and quiet: the demo once captured it and said nothing for minutes)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(_demo_environment(), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(command or [sys.executable, "-m", "lineguard", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
@@ -328,7 +336,7 @@ def _start_station(root: Path, station: Path, model: Path, port: int):
         log = open(root / "station.log", "w")
         srv = subprocess.Popen([sys.executable, "-m", "lineguard", "serve", "--data", str(station), "--model",
                                 str(model), "--product", "cell", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT)
+                               stdout=log, stderr=subprocess.STDOUT, env=_demo_environment())
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(timeout=1) as poll:     # one client: each new one costs 18 ms of CPU
             for _ in range(240):

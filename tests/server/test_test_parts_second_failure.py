@@ -4,6 +4,7 @@ standing now is the one after an earlier failure was put right, and a test part 
 after a model change undid its check is no longer asked for."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
@@ -108,3 +109,25 @@ def test_a_test_part_retired_after_a_rollback_undid_its_check_is_no_longer_asked
         assert (v["state"], v["reason"]) == ("passed", None), v
         assert [(t["name"], t["before_change"]) for t in v["test_parts"]] == [("RR-01", False)]
         assert v["passed_at"] == v["test_parts"][0]["checked_at"] == iso_utc(again.created_at)
+
+
+def test_a_pass_stays_the_one_before_the_failure_when_a_second_part_fails_before_the_first_is_put_right():
+    """A right 06:01, B right 06:05 (the set passes), A wrong 06:10, B wrong 06:20, A right
+    06:30: B's failure stands, and the set last passed at 06:05 (the pass was forgotten at
+    A's failure, and every part of the shift counted as made before a pass)."""
+    from types import SimpleNamespace
+
+    from lineguard.line.test_parts import _passed_before_failure
+
+    def at(hh_mm: str) -> dt.datetime:
+        return dt.datetime(2026, 12, 7, *map(int, hh_mm.split(":")))
+
+    def check(name: str, when: str, right: bool):
+        return SimpleNamespace(test_part=name, created_at=at(when), test_expected="NG",
+                               verdict="NG" if right else "OK")
+    asked = [SimpleNamespace(name="A"), SimpleNamespace(name="B")]
+    checks = [check("A", "06:01", True), check("B", "06:05", True), check("A", "06:10", False),
+              check("B", "06:20", False), check("A", "06:30", True)]
+    assert _passed_before_failure(asked, checks, at("06:00")) == at("06:05")
+    # never all right before the failure: no pass
+    assert _passed_before_failure(asked, checks[:1] + checks[2:], at("06:00")) is None

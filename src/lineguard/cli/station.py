@@ -218,12 +218,13 @@ def _station_location(given: dict, default: Optional[Path], postgresql_folder: b
                         "its parts, keys and users are not this one's; unset LINEGUARD_DB (or give --db) for it")
     if "db" in given:       # a command that opens the station's database (restore makes a folder of its own)
         station_place_checked(out.get("data"), out.get("db"), out.get("db_schema"),
-                              schema_var="LINEGUARD_DB_SCHEMA" in used, postgresql_folder=postgresql_folder)
+                              schema_var="LINEGUARD_DB_SCHEMA" in used, postgresql_folder=postgresql_folder,
+                              db_given=out.get("db") is not None and "LINEGUARD_DB" not in used)
     return out
 
 
 def station_place_checked(data: Optional[Path], db: Optional[str], db_schema: Optional[str],
-                          schema_var: bool = False, postgresql_folder: bool = True) -> None:
+                          schema_var: bool = False, postgresql_folder: bool = True, db_given: bool = False) -> None:
     """The command ends (exit 2), before anything is opened or made, where its folder,
     database and schema (as resolved: the options, else their variables) cannot be one
     station: a schema with no PostgreSQL database (SQLite has none: it was ignored, and the
@@ -232,12 +233,24 @@ def station_place_checked(data: Optional[Path], db: Optional[str], db_schema: Op
     `serve` made a new, empty SQLite station in it, its keys and parts elsewhere than the
     line's. The one check of every command taking --data and --db (serve, watch, camera,
     keys, users, parts, old-records, sweep...). ``schema_var``: the schema came from
-    LINEGUARD_DB_SCHEMA (named so)."""
+    LINEGUARD_DB_SCHEMA (named so). ``db_given``: the database was named on the command
+    line: a SQLite one named so is meant (a PC whose environment sets a PostgreSQL station's
+    LINEGUARD_DB and LINEGUARD_DB_SCHEMA runs its SQLite station with --db sqlite:///...),
+    so the environment's schema is set aside with a note and the folder is not asked for a
+    lineguard.db (its database may lie elsewhere)."""
     from ..line.data_folders import ID_FILE, postgresql_station_of
-    from ._term import fail
+    from ._term import fail, note
     if db is not None and not db.strip().lower().startswith("sqlite"):
         return                  # a database server: its schema is checked as it opens
     where = f"the SQLite one in {data}" if db is None else f"a SQLite one ({_database_shown(db, '--db')})"
+    if db_given and db is not None:
+        if db_schema and schema_var:
+            note("note", f"LINEGUARD_DB_SCHEMA {db_schema} set aside: --db names a SQLite database, which has no "
+                         "schemas")
+        elif db_schema:
+            fail(f"--db-schema {db_schema} is a PostgreSQL station's schema, but --db names a SQLite database: "
+                 "leave the schema out, or give the PostgreSQL database (--db postgresql://...)")
+        return
     theirs = postgresql_station_of(Path(data)) if data is not None and postgresql_folder else None
     if theirs is not None:
         named = theirs["db"] or "postgresql://USER@HOST/DATABASE"
@@ -250,7 +263,9 @@ def station_place_checked(data: Optional[Path], db: Optional[str], db_schema: Op
              f"another, empty station in its folder. Give that station's database: {hint}"
              + ("" if theirs["db"] else " (and its --db-schema, where it has one)")
              + (_PASSWORD_WHERE if "***" in named else "") + ", or set LINEGUARD_DB"
-             + (" and LINEGUARD_DB_SCHEMA" if schema or not theirs["db"] else "") + " as its serve has them")
+             + (" and LINEGUARD_DB_SCHEMA" if schema or not theirs["db"] else "") + " as its serve has them. "
+             f"To make this folder a SQLite station's on purpose, remove {ID_FILE} (and .lineguard-database) "
+             "from it first")
     if db_schema:
         given = "LINEGUARD_DB_SCHEMA" if schema_var else "--db-schema"
         fail(f"{given} {db_schema} is a PostgreSQL station's schema, but the database is {where}: the schema would "
@@ -342,7 +357,8 @@ def _station_config(serve: bool = True, **options):
     if cfg.db_url:
         _database_shown(cfg.db_url, "--db" if overrides.get("db_url") is not None else "LINEGUARD_DB")
     station_place_checked(cfg.data_dir, cfg.db_url, cfg.db_schema,
-                          schema_var=cfg.db_schema is not None and overrides.get("db_schema") is None)
+                          schema_var=cfg.db_schema is not None and overrides.get("db_schema") is None,
+                          db_given=overrides.get("db_url") is not None)
     _not_a_backup(cfg)
     _check_disk_floor(cfg, overrides.get("min_free_gb") is not None)
     return cfg

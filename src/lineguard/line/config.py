@@ -456,7 +456,8 @@ _URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):[^?#]*@")
 # follows the ":" is a port ("cam:8443/notify?to=ops@plant": no password, none hidden)
 _URL_PASSWORD_ODD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):(?!\d*(?:[/?#]|$)).*@")
 # a query's secrets: IP cameras take their account in the URL's query (video.cgi?user=admin&pwd=...)
-_QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pass|pwd|pw|token|access_token|api_key|apikey|key|"
+# (and libpq's sslpassword: the client key's passphrase, in a database URL's query)
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|sslpassword|passwd|pass|pwd|pw|token|access_token|api_key|apikey|key|"
                            r"secret|auth|signature|sig)=)[^&#;]*")
 # libpq's key=value words (host=db user=line password=s3cret dbname=plant): not a URL, and
 # --db refuses them, but the refusal and a unit's check read them first, and printed the

@@ -515,11 +515,12 @@ def _passed_before_failure(asked: list[TestPart], checks: list[Any], start: dt.d
             break
         if c.test_part not in names:
             continue
+        was = len(right) == len(names) and all(right.values())
         right[c.test_part] = c.verdict == c.test_expected
-        passed = len(right) == len(names) and all(right.values())
-        if not passed:
-            passed_since = None
-        elif passed_since is None:
+        if not was and len(right) == len(names) and all(right.values()):
+            # the last time it came to pass, kept though a failure followed: a failure put right
+            # while another began is still the set failed since that pass (cleared, the pass was
+            # forgotten and every part of the shift counted as made before it)
             passed_since = c.created_at
     return max(start, passed_since) if passed_since is not None else None
 

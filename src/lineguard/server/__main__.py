@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     # its backups): here the first started a new, empty SQLite station in such a folder
     from ..cli.station import station_place_checked
     from ..line.backup import BackupError, check_backup_place
-    station_place_checked(cfg.data_dir, cfg.db_url, cfg.db_schema, schema_var=a.db_schema is None)
+    station_place_checked(cfg.data_dir, cfg.db_url, cfg.db_schema, schema_var=a.db_schema is None,
+                          db_given=a.db is not None)
     if cfg.backup_to is not None:
         try:
             check_backup_place(cfg.data_dir, cfg.backup_to)
