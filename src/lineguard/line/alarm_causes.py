@@ -107,6 +107,13 @@ def check(db: Any, cause: Optional[str]) -> None:
     if cause is None or cause in BUILT_IN:
         return
     can = offered(db)
+    if cause not in can and cause.strip().isdigit():
+        # "7" from a form or an HMI is the PLC's number as text: the answer a JSON 7 gets, and
+        # the key that number stands for
+        meant = codes(db).get(int(cause.strip()))
+        raise InvalidRequest("give the cause's key (GET /api/v1/alarm-causes lists them: process, material, ...), "
+                             "not its number: the number is the PLC's AlarmAckCause"
+                             + (f" ({cause.strip()} is {meant!r})" if meant else ""))
     if cause not in can:
         raise InvalidRequest(f"cause {cause!r} is not one of {', '.join(can)} (GET /api/v1/alarm-causes lists them "
                              "with their meaning; an engineer adds the plant's own there)")

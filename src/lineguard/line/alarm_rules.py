@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import audit, part_names
 from .close_names import listed
 from .errors import Conflict, InvalidRequest, NotFound
-from .orm import Inspection, StationAlarmRules, iso_utc, utcnow
+from .orm import Inspection, LineSignal, StationAlarmRules, iso_utc, utcnow
 
 # the settings a station may have of its own; its table calls "window" rate_window (SQL reserves the word)
 SETTINGS = ("ng_run", "ng_rate", "window", "photo_run", "no_verdict_run", "escalate_min", "escalate_again_min",
@@ -195,7 +195,10 @@ def _as_stored(db: Any, line: str, station: str) -> tuple[str, str]:
     """The line and station as the parts name them, when typed in another case ("l1"/"s1"
     for "L1"/"S1"): rules under a name no part carries would never count a part. Unchanged
     when stored so, or when no part names them in any case (then refused as unknown)."""
-    stored_line = part_names.as_stored(line, part_names.stored_names(db, "line"))
+    lines = part_names.stored_names(db, "line")
+    stored_line = part_names.as_stored(line, lines)
+    if stored_line not in lines:     # a line of PLC answers alone (every part rejected without a verdict)
+        stored_line = part_names.as_stored(line, list(part_names.stored_stations(db, "line_signals")))
     with db.session() as s:
         # the station as typed first, whatever the line's case; else the name in another
         # case its newest part carries (the line's parts only, along its index)
@@ -205,7 +208,13 @@ def _as_stored(db: Any, line: str, station: str) -> tuple[str, str]:
         hit = s.scalar(select(Inspection.station).where(Inspection.line == stored_line,
                                                         part_names.station_is(Inspection.station, station))
                        .order_by(Inspection.created_at.desc()).limit(1))
-    return (stored_line, hit) if hit is not None else (line, station)
+    if hit is not None:
+        return stored_line, hit
+    # a station the PLC answered for whose parts all got no verdict holds no part record and is
+    # still a station (the shift report lists it, its no_verdict alarms are raised under it)
+    names = part_names.station_names(db, stored_line)
+    named = part_names.as_stored(station, names)
+    return (stored_line, named) if named in names else (line, station)
 
 
 def _changed_meanwhile(line: str, station: str) -> Conflict:
@@ -218,14 +227,17 @@ def _store(db: Any, line: str, station: str, own: dict[str, Any], by: Optional[s
            unset: tuple[str, ...]) -> dict[str, Any]:
     with db.session() as s:
         seen = s.scalar(select(Inspection.id).where(Inspection.line == line, Inspection.station == station).limit(1))
+        if seen is None:     # or a station of the PLC's answers alone (along ix_line_signals_station_id)
+            seen = s.scalar(select(LineSignal.id).where(LineSignal.line == line, LineSignal.station == station)
+                            .limit(1))
         if seen is None:
             # the line's stations named: a PLC link's parts are station "plc", which the
             # README's example (S1) and the walk that followed it could not guess
-            known = sorted(st for (st,) in s.execute(select(Inspection.station).where(Inspection.line == line)
-                                                     .distinct().limit(20)))
+            known = part_names.station_names(db, line)[:20]
             said = f"; line {line!r} has parts of station{'s' if len(known) > 1 else ''} {listed(known)}" if known else ""
-            raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}, in any case{said}: "
-                           "check both names, or set its rules after its first part", stations=known[:20])
+            raise NotFound(f"no part was ever inspected at station {station!r} of line {line!r}, in any case, and "
+                           f"no PLC answer names it{said}: check both names, or set its rules after its first part",
+                           stations=known)
         # locked (PostgreSQL): a change made at the same time waits, and its "before" is this one's "after"
         row = s.get(StationAlarmRules, (line, station), with_for_update=True)
         before = _own(row) if row is not None else {}

@@ -787,9 +787,9 @@ class AlarmWatch:
                    **_station_state(s, a.line, a.station, at),
                    "unacknowledged_min": round(max(0.0, (at - a.raised_at).total_seconds()) / 60, 1)}
             record_event(s, "alarm", a.line, out)
-        log.warning("ALARM ESCALATED (%s) line %s station %s: alarm %s unacknowledged for %.0f min: %s",
+        log.warning("ALARM ESCALATED (%s) line %s station %s: alarm %s unacknowledged for %s: %s",
                     "first time" if out["level"] == 1 else f"{out['level']} times", out["line"], out["station"],
-                    out["id"], out["unacknowledged_min"], out["message"])
+                    out["id"], unacknowledged_for(out["unacknowledged_min"]), out["message"])
         if self.metrics is not None:
             self.metrics.alarms_escalated.labels(out["line"], out["station"], out["kind"]).inc()
         self._tell(out)
@@ -1637,6 +1637,14 @@ def _products_said(mix: list[tuple[str, int]]) -> str:
 
 
 PRODUCTS_SEP = ", "      # an alarm over parts of several products: its product field lists them
+
+
+def unacknowledged_for(minutes: float) -> str:
+    """How long an escalated alarm waited, as the log says it: "42 s", "2.5 min", "35 min"
+    (with --alarm-escalate-min 0.5 it said "unacknowledged for 0 min")."""
+    if minutes < 1:
+        return f"{round(minutes * 60)} s"
+    return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:.0f} min"
 
 
 def escalation_step(again_min: float) -> dt.timedelta:

@@ -19,7 +19,7 @@ from . import alarm_causes, handover, spc
 from .alarms import history as alarm_history
 from .alarms import escalation_step, no_verdict_plain
 from .db import Database
-from .orm import Inspection, LineSignal, iso_utc, utcnow
+from .orm import Inspection, LineSignal, ShiftNote, iso_utc, utcnow
 from .shifts import Shift, days_before, parse_shift_starts, plant_zone, shift_of
 from .spc_data import (Filters, Periods, ScoreSources, _where, audit_ok_counts, defect_subgroups,
                        defect_type_counts, escape_places_text, escapes_found_otherwise_by, no_verdict_counts,
@@ -122,7 +122,7 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
             key = a["ack_cause"] or "not given"
             causes[key] = causes.get(key, 0) + 1
     for a in alarms:
-        _as_at_end(a, shift.end_utc)
+        _as_at_end(a, shift.end_utc, zone)
     return {
         "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc),
                   "ended": shift.end_utc <= now,
@@ -175,12 +175,27 @@ def shift_report(db: Database, shift_starts: Any = (), timezone: Optional[str] =
         # (the starts were changed since), each with the shift it was written for
         "handover_note": handover.notes(db, shift.start_utc, line, shift.end_utc,
                                         lambda t: _ends_if_starts(t, starts, zone)),
+        # the every-line report: the notes written on each line's report of this shift (the
+        # every-line page said "no note yet" beside them, and an operator wrote a second copy)
+        "notes_of_lines": _notes_of_lines(db, shift.start_utc) if not line else [],
         # what the acknowledged ones turned out to be, most first: what stopped the line
         "alarm_causes": [{"cause": k, "label": named.get(k, k), "alarms": n}
                          for k, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))],
         "drift": {"alarm": drifted, "text": _drift_words(drift, shift.label, drifted),
                   "models_differ": scored and len(score_models) > 1},
     }
+
+
+def _notes_of_lines(db: Database, start: dt.datetime) -> list[dict[str, Any]]:
+    """Each line's handover note of the shift from ``start`` (the newest; none taken back), by line."""
+    with db.session() as s:
+        rows = list(s.scalars(select(ShiftNote).where(ShiftNote.shift_start == start, ShiftNote.line != "")
+                              .order_by(ShiftNote.id.desc()).limit(1000)))
+    newest: dict[str, ShiftNote] = {}
+    for r in rows:
+        newest.setdefault(r.line, r)
+    return [{"line": ln, "note": r.note, "written_by": r.written_by, "written_at": iso_utc(r.written_at)}
+            for ln, r in sorted(newest.items()) if r.note]
 
 
 def _ends_if_starts(t: dt.datetime, starts: Any, zone: dt.tzinfo) -> Optional[dt.datetime]:
@@ -268,15 +283,23 @@ def _parse(t: Optional[str]) -> Optional[dt.datetime]:
     return dt.datetime.fromisoformat(t.replace("Z", "+00:00")).replace(tzinfo=None) if t else None
 
 
-def _as_at_end(a: dict[str, Any], end: dt.datetime) -> None:
-    """An alarm as it stood when the shift ended (``at_end``), what came after apart (``later``):
-    an acknowledgement or escalation after the end is the next shift's, not this one's."""
+def _plant_clock(t: dt.datetime, zone: dt.tzinfo) -> str:
+    """A naive-UTC time as the plant's clock reads it, said so (the report's texts are read on
+    the plant's clock: "acknowledged at ...Z" was the UTC one, hours off in Asia/Kolkata)."""
+    return f"{t.replace(tzinfo=dt.timezone.utc).astimezone(zone):%Y-%m-%d %H:%M:%S} plant time"
+
+
+def _as_at_end(a: dict[str, Any], end: dt.datetime, zone: dt.tzinfo = dt.timezone.utc) -> None:
+    """An alarm as it stood when the shift ended (``at_end``), what came after apart (``later``,
+    its times on the plant's clock, ``zone``): an acknowledgement or escalation after the end
+    is the next shift's, not this one's."""
     acked, escalated = _parse(a.get("acked_at")), _parse(a.get("escalated_at"))
     later = []
     if acked is not None and acked >= end:
-        later.append(f"acknowledged at {a['acked_at']}" + (f" by {a['acked_by']}" if a.get("acked_by") else ""))
+        later.append(f"acknowledged at {_plant_clock(acked, zone)}"
+                     + (f" by {a['acked_by']}" if a.get("acked_by") else ""))
     if escalated is not None and escalated >= end:
-        later.append(f"escalated at {a['escalated_at']}")
+        later.append(f"escalated at {_plant_clock(escalated, zone)}")
     elif escalated is not None and (a.get("escalations") or 0) > 1:
         # escalated again and again: the report counts those by the end, not those since
         n = a["escalations"]

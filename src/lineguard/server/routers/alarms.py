@@ -178,7 +178,8 @@ def get_alarm_rules(station: Station = Depends(get_station), _r: Any = Depends(r
 @router.put("/alarms/rules", summary="Give a station alarm rules of its own",
             description="Settings left out or null follow the defaults; all left out puts the station back on "
                         "the defaults. Its parts are counted by them from its next part, in every process on the "
-                        "database within 10 s. 404 for a station no part was ever inspected at, in any case (a "
+                        "database within 10 s. 404 for a station no part was ever inspected at and no PLC answer "
+                        "names (a station whose parts all got no verdict has rules too), in any case (a "
                         "misspelt name would never raise an alarm; one typed in another case is kept under the name "
                         "its parts carry); 422 for a setting out of range. In the change log.",
             responses=errors(401, 403, 404, 409, 422))

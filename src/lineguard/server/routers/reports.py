@@ -16,6 +16,7 @@ from ...line.shifts import Shift, parse_shift_starts, plant_zone, shift_as_signe
 from ...line.record_keeper import kept_since
 from ...line.shift_report import shift_report
 from ...line.spc_data import known_names, known_station
+from ...line.orm import iso_utc
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..text_rules import NO_NUL
@@ -31,9 +32,35 @@ def shift(line: Optional[str] = _LINE, product: Optional[str] = _PRODUCT,
                                                                              "that has ended)"),
           station: Station = Depends(get_station), _r: Any = Depends(reader),
           _known: None = Depends(known_query_only)) -> dict[str, Any]:
-    report = _shift_made_now(station, line, product, shift_time(station, at))
+    at_utc = shift_time(station, at)
+    _refuse_not_started(station, at_utc, "its report")
+    report = _shift_made_now(station, line, product, at_utc)
     # the signatures of this very shift and scope: what was handed over may differ from this
-    return {**report, "signed": issued_reports.issued_for(station.db, report, "shift")}
+    out = {**report, "signed": issued_reports.issued_for(station.db, report, "shift")}
+    if not report["line"]:
+        # the every-line report: the signatures of each line's report of the shift, said apart
+        # (the page read "Not signed yet" beside them)
+        lines = sorted({r["line"] for r in report["stations"]} | {n["line"] for n in report["notes_of_lines"]})
+        out["signed_for_lines"] = [{**x, "line": ln} for ln in lines
+                                   for x in issued_reports.issued_for(station.db, {**report, "line": ln}, "shift")]
+    return out
+
+
+def _refuse_not_started(station: Station, at: Optional[dt.datetime], what: str) -> None:
+    """A shift no one has worked yet is refused, as its handover note is: its report read as a
+    running shift ("(running)", "the station ran through the shift", the alarms of today
+    "still active when the shift began") for a mistyped day ahead."""
+    if at is None:
+        return
+    cfg = station.config
+    zone = plant_zone(cfg.timezone)
+    shift = shift_of(at, parse_shift_starts(cfg.shift_starts) if cfg.shift_starts else (), zone)
+    if shift.start_utc > dt.datetime.now(dt.timezone.utc).replace(tzinfo=None):
+        begins = shift.start_utc.replace(tzinfo=dt.timezone.utc).astimezone(zone)
+        raise InvalidRequest(f"the shift {shift.label} has not started: it starts at {begins:%Y-%m-%d %H:%M} "
+                             f"plant time, so {what} has nothing yet (give `at` within the running shift or an "
+                             "earlier one; leave it out for the last shift that ended)",
+                             not_started=True, shift_start=iso_utc(shift.start_utc))
 
 
 def _shift_made_now(station: Station, line: Optional[str], product: Optional[str],
@@ -68,6 +95,7 @@ class ShiftSignIn(_ShiftIn):
 def sign_shift(body: ShiftSignIn, station: Station = Depends(get_station),
                caller: Caller = Depends(require("operator"))) -> dict[str, Any]:
     at = shift_time(station, body.at)
+    _refuse_not_started(station, at, "its report")
     report = _shift_made_now(station, body.line, body.product, at)
     if not report["totals"]["parts"] and not report["totals"]["no_verdict"]:
         raise InvalidRequest("no part was judged in this shift: there is nothing to sign (choose the shift the line "

@@ -56,6 +56,7 @@ LG.start(async (main) => {
     // with the shift they were written for, not lost from every report
     const others = (n.other_shifts || []).filter((o) => o.note);
     return h("div", {class: "panel", id: "handover"}, h("h2", {}, "Handover note"),
+      linesNotes(r),
       h("p", {class: "pre", id: "handover-note-text"}, n.note || "–"), h("p", {}, said),
       others.length ? h("div", {id: "handover-other-shifts"}, others.map((o) => h("p", {},
         h("span", {class: "muted"}, `Written for the shift from ${when(o.shift_start)} (under other shift starts), `
@@ -65,6 +66,28 @@ LG.start(async (main) => {
       older.length ? h("details", {id: "handover-history"}, h("summary", {}, `Earlier versions (${older.length})`),
         h("ul", {}, older.map((x) => h("li", {}, `${when(x.written_at)} ${x.written_by || "–"}: `,
           h("span", {class: "pre"}, x.note || "(taken back)"))))) : null);
+  }
+
+  // a line's report of this shift, one tap away (its note and signatures are kept with it)
+  const lineLink = (r, ln) => h("a", {href: "/app/report" + LG.q({line: ln, at: r.shift.start})},
+    `line ${ln}'s report`);
+  const linesOf = (r) => [...new Set([...r.stations.map((s) => s.line),
+    ...(r.notes_of_lines || []).map((x) => x.line), ...(r.signed_for_lines || []).map((x) => x.line)])].sort();
+
+  // the every-line report: the notes written on each line's report, so no second, line-less
+  // copy is written beside them; the box below is the every-line report's own note
+  function linesNotes(r) {
+    if (r.line) return null;
+    const notes = r.notes_of_lines || [];
+    const lines = linesOf(r);
+    return h("div", {id: "lines-notes"},
+      notes.map((x) => h("p", {dataset: {line: x.line}}, h("b", {}, `Line ${x.line}: `),
+        h("span", {class: "pre"}, x.note),
+        h("span", {class: "muted"}, ` (written by ${x.written_by || "–"} at ${when(x.written_at)}, on `),
+        lineLink(r, x.line), h("span", {class: "muted"}, ")"))),
+      lines.length ? h("p", {class: "muted no-print"}, "Each line's note and signatures are on its own report: ",
+        lines.map((ln, i) => [i ? ", " : "", lineLink(r, ln)]), ". The note below is this every-line report's own.")
+        : null);
   }
 
   // the report signed at the handover (POST /api/v1/reports/shift/sign): kept as it is now,
@@ -94,9 +117,16 @@ LG.start(async (main) => {
         LG.say(`Signed report ${x.id} withdrawn: it stays listed, marked so.`);
         await load();
       })));
+    // the every-line report: each line's signatures of this shift, listed with a link to its report
+    const ofLines = r.line ? [] : r.signed_for_lines || [];
     return h("div", {class: "panel", id: "signed"}, h("h2", {}, "Signed at the handover"),
+      ofLines.length ? h("ul", {id: "signed-lines"}, ofLines.map((x) => h("li",
+        {dataset: {issued: x.id, line: x.line}},
+        `Line ${x.line}: ${x.withdrawn ? "WITHDRAWN · " : ""}signed by ${x.issued_by || "–"} at ${when(x.issued_at)}`
+        + (x.note ? `: ${x.note}` : "") + ` (#${x.id}) · on `, lineLink(r, x.line)))) : null,
       signed.length ? h("ul", {id: "signed-list"}, rows)
-        : nothing ? null : h("p", {class: "muted"}, "Not signed yet. Signing keeps this report as it is now, with "
+        : nothing ? null : h("p", {class: "muted"},
+          (r.line ? "Not signed yet" : "This every-line report is not signed yet") + ". Signing keeps this report as it is now, with "
           + "your name: the next shift's reviews change the report, not the one signed."),
       r.shift.ended || nothing ? null : h("p", {class: "muted no-print"}, "The shift is still running: a report "
         + "signed now leaves out the parts still to come."),
@@ -109,7 +139,17 @@ LG.start(async (main) => {
     const handover = !at;     // asked for no time: the last shift that ended
     const q = {line: f.line.value.trim(), product: f.product.value.trim(), at};
     history.replaceState(null, "", location.pathname + LG.q(q));
-    const r = await api("/api/v1/reports/shift" + LG.q(q));
+    let r;
+    try {
+      r = await api("/api/v1/reports/shift" + LG.q(q));
+    } catch (e) {
+      // a shift no one has worked yet (a day ahead typed): said so, with no running shift's
+      // words, no note to write and nothing to sign (the API refuses those too)
+      const why = e && e.status === 422 && e.body && e.body.error;
+      if (!why || !why.not_started) throw e;
+      notStarted(why);
+      return;
+    }
     at = r.shift.start;
     prev.onclick = () => { at = r.shift.previous_at; load().catch(LG.fail); };
     next.disabled = !r.shift.next_at;
@@ -212,6 +252,20 @@ LG.start(async (main) => {
             cell(m.registry_version === null ? "–" : "v" + m.registry_version), cell(num(m.parts, 0)))))
           : h("p", {class: "muted"}, "–")));
     LG.applyRoles(body);
+  }
+
+  function notStarted(why) {
+    clear(body);
+    const start = why.shift_start;
+    prev.onclick = () => { at = new Date(Date.parse(start) - 1).toISOString(); load().catch(LG.fail); };
+    next.disabled = true;
+    body.append(h("div", {class: "panel", id: "not-started"},
+      h("h2", {id: "shift-label"}, "This shift has not started yet"),
+      h("p", {}, `It starts at ${when(start)} (${LG.zoneLabel()}): no part, note or signature can belong to it yet.`),
+      h("p", {class: "muted", id: "not-started-why"}, why.message || ""),
+      h("button", {type: "button", class: "link", id: "running-shift", onclick: () => {
+        at = new Date().toISOString(); load().catch(LG.fail);
+      }}, "Show the running shift")));
   }
 
   // the shift shown stays: Show picks another line or product for it, not the handover again
