@@ -973,7 +973,7 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
 @click.option("--n-defect", type=Whole(0, "defective test parts, 0 for none"), default=60, show_default=True,
               help="Defective test parts, spread over the defect types.")
 @click.option("--n-test-good", type=Whole(0, "good test parts, 0 for none"), default=None,
-              help="Good test parts (default n_good/4).")
+              help="Good test parts (default n_good/4, at least 10).")
 @click.option("--size", type=Whole(64, "the photos' side in pixels", most=8192), default=256, show_default=True,
               help="Image side in pixels.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -1012,9 +1012,16 @@ def info(model: Path, pod: Optional[Path], runtime: Optional[str] = None) -> Non
         else:
             described = _described_export(model) if exported and runtime is None else \
                 Inspector.load(model, runtime=runtime).describe()
-        summary = load_pod_summary(model, pod, described["model_id"])
     except (LineguardError, ValueError) as exc:
         fail(str(exc))
+    unreadable = None
+    try:
+        summary = load_pod_summary(model, pod, described["model_id"])
+    except ValueError as exc:
+        if pod is not None:     # the file the user named: refused
+            fail(str(exc))
+        # the summary beside the model cut short (a full disk): the model is still shown
+        summary, unreadable = None, str(exc)
     cal = described.get("calibration")
     if isinstance(cal, dict) and "held_out" in cal:   # a cross-fit model's record said true
         from ..vision.calibration import held_out
@@ -1025,6 +1032,11 @@ def info(model: Path, pod: Optional[Path], runtime: Optional[str] = None) -> Non
             made_for = (summary.get("model") or {}).get("model_id")
             note("note", f"the stress-test summary was made for model {made_for}, not this one "
                          f"({described['model_id']}); re-run `lineguard stress` for this model")
+    if unreadable:
+        described["stress_test_unreadable"] = unreadable
+        note("warning", f"the stress-test summary beside the model is not readable ({unreadable}); the model "
+                        f"file is unaffected: run `lineguard stress {model} GOOD_DIR -o REPORT` again to make it "
+                        f"again, or `lineguard info {model} --pod REPORT/pod.json` to read a report's")
     for line in _summary(described):
         note("model", line, colour="cyan")
     print(json.dumps(described, indent=2, default=str))

@@ -49,7 +49,8 @@ def pod_summary(study: dict) -> dict[str, Any]:
             kinds[kind]["line_width_input_px"] = e["line_width_input_px"]
     painting = study.get("painting") or {}
     return {"kind": "lineguard.pod_summary", "model": study.get("model"), "good_dir": study.get("good_dir"),
-            "n_good": study["n_good"], "per_kind": study["per_kind"], "seed": study["seed"],
+            "n_good": study["n_good"], "photo_copies": study.get("photo_copies"),
+            "small_left_out": study.get("small_left_out"), "per_kind": study["per_kind"], "seed": study["seed"],
             "mm_per_px": study.get("mm_per_px"), "false_reject_rate": study["false_reject_rate"],
             "review_rate_good": study.get("review_rate_good"), "left_out_photos": study.get("left_out_photos"),
             "learnt_left_out": study.get("learnt_left_out"),
@@ -123,6 +124,18 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     good, ok, bad = load_images(files, sensor_bits=insp.preprocess.sensor_bits)
     for b in bad:
         note("skipped", str(b))
+    from ..vision.stress import MIN_SIDE_PX
+    # A thumbnail among the parts is too small to paint on: left out and named, as other photos
+    # that cannot be used are; refusing the folder over 3 of 43 photos named none of them.
+    small = [str(p) for p, g in zip(ok, good) if min(g.shape[:2]) < MIN_SIDE_PX]
+    small_left_out = None
+    if small:
+        small_left_out = {"count": len(small), "images": small[:20]}
+        note("left out", f"{len(small)} photo(s) under {MIN_SIDE_PX} px on a side, too small to paint a defect on "
+                         f"(e.g. {', '.join(small[:3])}): the study runs on the other {len(ok) - len(small)}")
+        keep = [min(g.shape[:2]) >= MIN_SIDE_PX for g in good]
+        good = [g for g, k in zip(good, keep) if k]
+        ok = [p for p, k in zip(ok, keep) if k]
     # photos the model learned from fit it far better than new parts: judged on its own 100
     # training tiles a model showed 0% false rejects where new parts gave 1.0% (as recalibrate).
     # The photos held out to set its threshold are no measure either: the threshold was put
@@ -173,6 +186,8 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
         study["model"] = {"file": str(model), "model_id": insp.model_id, "version": insp.model_version}
         study["good_dir"] = str(good_dir)
         study["skipped"] = [str(b) for b in bad]
+        if small_left_out:
+            study["small_left_out"] = small_left_out
         if learnt_left_out:
             study["learnt_left_out"] = learnt_left_out
         elif seen is None:
@@ -204,7 +219,11 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
                          f"`lineguard info {model} --pod {output / 'pod.json'}` shows it")
     from ..vision.stress import threshold_meaning
     n = len(good)
-    line = (f"{n} good parts, {study['false_rejects']} judged NG unpainted "
+    copies = study.get("photo_copies") or 0
+    # copies of one photo are one part: said, so "40 good parts" does not stand for 10
+    said_n = (f"{n} good photos ({n - copies} different parts; {copies} copies of another)" if copies
+              else f"{n} good parts")
+    line = (f"{said_n}, {study['false_rejects']} judged NG unpainted "
             f"(false-reject rate {study['false_reject_rate']:.1%})")
     if study.get("review_threshold") is not None:
         line += f", {study.get('reviews_good', 0)} judged REVIEW (review rate {study['review_rate_good']:.1%})"
@@ -254,7 +273,10 @@ def load_pod_summary(model: Path, pod: Optional[Path], model_id: str) -> Optiona
         raise ValueError(f"{path}: not a readable stress-test summary ({exc}); re-run `lineguard stress`") from exc
     if not isinstance(data, dict) or data.get("kind") not in ("lineguard.stress", "lineguard.pod_summary"):
         raise ValueError(f"{path}: not a stress-test summary (written by `lineguard stress`)")
-    summary = pod_summary(data) if data["kind"] == "lineguard.stress" else data
+    try:
+        summary = pod_summary(data) if data["kind"] == "lineguard.stress" else data
+    except (KeyError, TypeError, AttributeError) as exc:     # cut short or edited: a field missing
+        raise ValueError(f"{path}: not a readable stress-test summary (no {exc}); re-run `lineguard stress`") from exc
     for k in (summary.get("kinds") or {}).values():    # a summary stored before a90 was nulled there
         if isinstance(k, dict):
             _null_unreached(k)

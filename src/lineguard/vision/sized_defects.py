@@ -73,7 +73,7 @@ SIZE_RANGE: dict[str, tuple[float, float]] = {
 _MIN_PX = 1.0
 # Line defects (scratch, crack) and their default full width at the core, photo px; the
 # caller may ask for wider lines (the stress test does, so that a line stays at least
-# about one model-input pixel wide after the model shrinks the photo).
+# 1.25 model-input pixels wide, stress.LINE_WIDTH_INPUT_PX, at every scale of photo).
 LINE_KINDS: tuple[str, ...] = ("scratch", "crack")
 LINE_WIDTH_PX: dict[str, float] = {"scratch": 1.2, "crack": 1.4}
 

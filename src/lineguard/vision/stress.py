@@ -63,6 +63,8 @@ FEW_GOOD = 30
 # shrinking of the photo averages it away (a 1.4 px crack on a 500 px photo shrunk to
 # 128 px changes the input by a quarter of its contrast).
 LINE_WIDTH_INPUT_PX = 1.25
+# the smallest side (px) a good photo may have to be painted on
+MIN_SIDE_PX = 32
 
 KIND_PLURAL = {
     "scratch": "scratches", "crack": "cracks", "spot": "spots and blowholes",
@@ -178,7 +180,9 @@ def line_width(kind: str, painting: Optional[dict], base: int) -> Optional[float
         return None
     scale = (painting or {}).get("photo_px_per_input_px")
     f = float(scale[base]) if scale else 1.0
-    return max(LINE_WIDTH_PX[kind], LINE_WIDTH_INPUT_PX * f) if f > 1.0 else LINE_WIDTH_PX[kind]
+    # Held at LINE_WIDTH_INPUT_PX model-input px at every scale: a photo the size of the model
+    # input (f = 1) got the painter's 1.2 px scratch, 1.2 input px, under the 1.25 promised.
+    return max(LINE_WIDTH_PX[kind], LINE_WIDTH_INPUT_PX * f)
 
 
 def paint_part(good: Sequence[np.ndarray], part: StressPart, seed: int,
@@ -243,15 +247,22 @@ def _photos_in(inspector: Any, items: Sequence[Any], prints: Any) -> Optional[np
     return np.array(seen, bool)
 
 
-def few_good_warning(n_good: int, n_given: Optional[int] = None) -> Optional[str]:
-    """What a study painted on fewer than ``FEW_GOOD`` good photos must say; None from there
-    up. ``n_given``: the photos given, where some were not painted on (judged NG, or doubted
-    by the photo check, unpainted): the sizes rest on the ``n_good`` painted, not on those."""
+def few_good_warning(n_good: int, n_given: Optional[int] = None, copies: int = 0) -> Optional[str]:
+    """What a study painted on fewer than ``FEW_GOOD`` different good photos must say; None
+    from there up. ``n_given``: the photos given, where some were not painted on (judged NG,
+    or doubted by the photo check, unpainted): the sizes rest on the ``n_good`` painted, not
+    on those. ``copies``: photos painted that are copies of another painted (the same photo,
+    byte for byte): one part, so counted once, as ``train`` counts them."""
     if n_good >= FEW_GOOD:
         return None
-    unpainted = (f" painted on (of the {n_given} given, {n_given - n_good} were judged NG or doubted by the photo "
-                 "check unpainted and carry no defect)" if n_given is not None and n_given > n_good else "")
-    return (f"only {n_good} good photo(s){unpainted}: each was painted many times, so these sizes rest on {n_good} "
+    n_unpainted = (n_given - n_good - copies) if n_given is not None else 0
+    said = ([f"of the {n_given} given, {n_unpainted} were judged NG or doubted by the photo check unpainted and "
+             "carry no defect"] if n_unpainted > 0 else [])
+    said += [f"{copies} more were copies of these, the same photo byte for byte: copies count once"] if copies else []
+    different = " different" if copies else ""
+    painted = f" painted on ({'; '.join(said)})" if said else ""
+    return (f"only {n_good}{different} good photo(s){painted}: each was painted many times, "
+            f"so these sizes rest on {n_good} "
             f"part(s), not on the number of defects painted, and the 95% bounds (a90/95) treat repeats on one "
             f"photo as independent, so they are narrower than the parts justify; use {FEW_GOOD} or more "
             "held-out good parts before relying on them")
@@ -440,12 +451,16 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
     :class:`~lineguard.vision.inspector.Inspector` of either model kind. ``good``: RGB
     uint8 photos of good parts the model did not learn from.
     """
+    from .inspector import photo_prints
     if mm_per_px is not None and not (math.isfinite(mm_per_px) and mm_per_px > 0):
         raise ValueError(f"mm_per_px must be a positive number, got {mm_per_px}")
     good = list(good)
-    small = [i for i, g in enumerate(good) if min(g.shape[:2]) < 32]
+    small = [i for i, g in enumerate(good) if min(g.shape[:2]) < MIN_SIDE_PX]
     if small:
-        raise ValueError(f"{len(small)} good photo(s) are under 32 px on a side; too small to paint a defect on")
+        # `lineguard stress` leaves these out and names them (small_photos); here, named too
+        named = [str(sources[i]) if sources is not None else f"photo {i}" for i in small]
+        raise ValueError(f"{len(small)} good photo(s) are under {MIN_SIDE_PX} px on a side, too small to paint a "
+                         f"defect on ({', '.join(named[:3])}{', ...' if len(named) > 3 else ''}): leave them out")
     kinds = _check_kinds(kinds)
     painting = painting_for(inspector, good)
     roi = painting["roi"]
@@ -474,6 +489,11 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
     # caught" on a folder of such photos (a walk: 72 of 72 painted parts scored above the
     # threshold), so none is painted there either.
     usable = [i for i, v in enumerate(base_verdicts) if v != "NG" and not base_doubted[i]]
+    # Copies of one photo are one part: 10 photos copied 4 times read "40 good parts" with no
+    # few-parts warning and a90/95 bounds that treat the copies' defects as independent parts.
+    prints = [photo_prints(g[None])[0] + str(g.shape) for g in good]
+    n_copies = len(good) - len(set(prints))
+    n_painted = len({prints[i] for i in usable})
     if not usable:
         doubted = sum(base_doubted)
         if doubted:
@@ -570,7 +590,10 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
                             "photo_doubted": n_doubted},
         "painting": painting,
         # on the photos painted: one judged NG or doubted unpainted carries no defect, so adds no part
-        "warnings": [w for w in [few_good_warning(len(usable), n_good)] if w],
+        "warnings": [w for w in [few_good_warning(n_painted, n_good, len(usable) - n_painted),
+                                 _sizes_warning(good)] if w],
+        # photos given that are copies of an earlier one (the same photo byte for byte)
+        "photo_copies": n_copies,
         "contrast_share": CONTRAST_SHARE,
         "kinds": {},
         "timing_s": {"judge_good": round(t_good, 3), "paint": round(paint_s, 3), "total": round(judge_s, 3)},
@@ -612,6 +635,20 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         study["kinds"][kind] = entry
     study["timing_s"]["fit"] = round(time.perf_counter() - t0 - judge_s, 3)
     return study
+
+
+def _sizes_warning(good: Sequence[np.ndarray]) -> Optional[str]:
+    """Photos of more than one size (e.g. two camera resolutions) pooled in one study: sizes in
+    px, and in mm through one --mm-per-px, then mix two scales. Said, naming the sizes."""
+    counts: dict[tuple[int, int], int] = {}
+    for g in good:
+        counts[(int(g.shape[1]), int(g.shape[0]))] = counts.get((int(g.shape[1]), int(g.shape[0])), 0) + 1
+    if len(counts) < 2:
+        return None
+    said = ", ".join(f"{n} at {w}x{h} px" for (w, h), n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return (f"the good photos come in {len(counts)} sizes ({said}): defect sizes are in each photo's own pixels, "
+            "so the curves pool two scales (and one --mm-per-px cannot fit both); run the stress test on the photos "
+            "of each size apart")
 
 
 def _no_clean_base(parts: list[StressPart], mm_per_px: Optional[float]) -> dict:
