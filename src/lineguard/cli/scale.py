@@ -18,7 +18,7 @@ import click
 
 from ..line.schema_names import SCHEMA_NAME_RULE
 from ._term import fail, given, note, say, sigterm_raises
-from .station import _schema_given, _station_location
+from .station import _schema_given, _station_location, station_place_checked
 
 
 def _progress_line(out: Path, ray_address: Optional[str] = None):
@@ -167,6 +167,10 @@ def rescore(model: Path, images: str, out: Path, ray_address: Optional[str], con
         db_failed = (StationDbError,)
         # as every station verb finds it: the option, else LINEGUARD_DB_SCHEMA (checked, and said)
         schema = _station_location({"db_schema": db_schema}, None)["db_schema"]
+        # as every station verb: a schema with a SQLite station (--data, sqlite:///...) is refused, not
+        # ignored (`rescore --data ./station --db-schema x` wrote into the SQLite one, exit 0)
+        station_place_checked(data, station_db, schema, schema_var=db_schema is None and schema is not None,
+                              db_given=station_db is not None)
         try:
             # before any image is scored: a wrong URL costs a second, not a night of scoring;
             # a database or schema with no station in it is refused, never made one
@@ -361,7 +365,7 @@ def serve_ray(ray_address: str, num_cpus: Optional[int], replicas: int, models_p
     where = _station_location({"data": data, "db": db, "db_schema": db_schema}, Path("./station"))
     from ..line.config import StationConfig
     from ..server.app import StartupError
-    from .station import _check_disk_floor, _not_a_backup, _schema_without_station
+    from .station import _check_disk_floor, _new_station_in_schema, _not_a_backup, _schema_without_station
     try:
         config = replace(StationConfig.from_env(warn=lambda line: note("warning", line)),
                          data_dir=Path(where["data"]).resolve(), db_url=where["db"], db_schema=where["db_schema"])
@@ -374,13 +378,23 @@ def serve_ray(ray_address: str, num_cpus: Optional[int], replicas: int, models_p
     _not_a_backup(config)
     _check_disk_floor(config, False)
     try:
-        _schema_without_station(config, False, None)
+        # None: a station is there (or SQLite); a schema with none is made by the replicas as they
+        # open, and said in serve's words (it was made without a word): serve-ray has no --new, so
+        # a typo of a station's schema is refused first, naming the one meant
+        new_schema = None if _schema_without_station(config, False, None) is None \
+            else _new_station_in_schema(config, False)
     except StartupError as exc:
         fail(str(exc))
     if replicas > 1 and not (config.db_url or "").startswith("postgresql"):
         # one machine's SQLite holds several writers; replicas on other nodes would each make their own
         note("warning", f"--replicas {replicas} with the SQLite database in {config.data_dir}: replicas on other "
                         "nodes of a cluster would each write a database of their own; give a PostgreSQL --db there")
+    from ..server.ray_serve import port_problem, run_station
+    why = port_problem(host, port)
+    if why:      # before the new station is said: nothing is made on a port another program has
+        fail(why)
+    if new_schema:
+        say(new_schema)
     stop = threading.Event()
     # Ctrl-C and SIGTERM (systemd, `kill`) end the wait; the replicas then close their stations.
     # The handlers before are put back once it returns: a caller in the same process (a test,
@@ -388,7 +402,6 @@ def serve_ray(ray_address: str, num_cpus: Optional[int], replicas: int, models_p
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in before:
         signal.signal(sig, lambda *_: stop.set())
-    from ..server.ray_serve import run_station
     try:
         run_station(config, ray_address=ray_address, num_cpus=num_cpus, host=host, port=port,
                     num_replicas=replicas, max_models_per_replica=models_per_replica, stop=stop, say=say)

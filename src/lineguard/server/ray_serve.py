@@ -264,6 +264,7 @@ def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[i
     import threading
 
     from ..line.scale import connect
+    from ..line.scale.rescore import ray_processes_in_their_own_group
     # no replica is never a setting, on a cluster too (its autoscaler adds CPUs, not replicas):
     # a cluster's 0 was only warned about, and went on to deploy no replica at all
     why = (replicas_problem(num_replicas, 0) if num_replicas < 1 else None) \
@@ -280,7 +281,11 @@ def run_station(config: Any, *, ray_address: str = "local", num_cpus: Optional[i
     ours = not ray.is_initialized()
     stop = stop if stop is not None else threading.Event()
     give_serve_time_to_start()
-    connect(ray_address, num_cpus)
+    if ours and ray_address == "local":
+        with ray_processes_in_their_own_group():
+            connect(ray_address, num_cpus)
+    else:
+        connect(ray_address, num_cpus)
     serve = None
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0))

@@ -766,10 +766,66 @@ def ray_lost_message(ray_address: str, out: Union[str, os.PathLike], parts: int)
             "on a running cluster, to resume")
 
 
+@contextlib.contextmanager
+def ray_processes_in_their_own_group() -> Iterator[None]:
+    """The processes a private Ray starts meanwhile (its GCS, raylet, and the raylet's
+    workers: rescore's actors, serve-ray's replicas) start in a process group of their own,
+    so a SIGTERM to the command's whole group (``kill -TERM -- -PGID``, ``timeout``) reaches
+    the command alone, which stops its Ray itself, as after Ctrl-C or a SIGTERM to it alone.
+
+    They died with the command's group at once: serve-ray's replicas before ``serve.shutdown``
+    could close their stations (their runs left open, read as outages; the stop waited 30 s
+    on a dead controller), and rescore ended with exit 1 and the traceback of Ray's monitor.
+    Ray itself does this on Windows (CREATE_NEW_PROCESS_GROUP); on Linux its processes still
+    die with the process that started them (Ray's fate-sharing), a kill -9 included. Ray has
+    no setting for it: its Popen is given a ``preexec_fn`` that starts a group first."""
+    try:
+        from ray._private import services
+        base = services.ConsolePopen
+    except (ImportError, AttributeError):       # a Ray without it: the group stays shared
+        yield
+        return
+    if os.name == "nt":
+        yield
+        return
+
+    class OwnGroupPopen(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            then = kwargs.get("preexec_fn")
+
+            def own_group() -> None:
+                os.setpgid(0, 0)
+                if then is not None:
+                    then()
+            kwargs["preexec_fn"] = own_group
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = OwnGroupPopen
+    try:
+        yield
+    finally:
+        services.ConsolePopen = base
+
+
+def join_ray(ray_address: str, num_cpus: Optional[int]) -> Any:
+    """:func:`connect`, a private Ray's processes in a group of their own
+    (:func:`ray_processes_in_their_own_group`). A SIGTERM while Ray starts is an interrupt,
+    as one a second later is: Ray's own handler, in place while ``ray.init`` runs, ended
+    the command with exit 15 and not a word (the run recorded "SystemExit: 15")."""
+    import signal
+    try:
+        with ray_processes_in_their_own_group() if ray_address == "local" else contextlib.nullcontext():
+            return connect(ray_address, num_cpus=num_cpus)
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM:
+            raise
+        raise KeyboardInterrupt() from None
+
+
 def _batches_ray(todo: list[ArchiveImage], model: bytes, batch_size: int, concurrency: int,
                  ray_address: str, num_cpus: Optional[int],
                  on_lost: Optional[Callable[[], None]] = None) -> Iterator[Any]:
-    ray = connect(ray_address, num_cpus=num_cpus)
+    ray = join_ray(ray_address, num_cpus)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False   # the CLI draws one progress line of its own
     ctx.print_on_execution_start = False
@@ -783,7 +839,9 @@ def _batches_ray(todo: list[ArchiveImage], model: bytes, batch_size: int, concur
                         batch_format="numpy")
     unwatch = _watch_head(ray, ray_address, on_lost) if on_lost is not None else (lambda: None)
     try:
-        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+        # batches of --batch-size, as the single process yields them, so a part closes at the first
+        # whole batch past --chunk-rows: whole blocks (4 batches) made every part 4 batches or more
+        yield from ds.iter_batches(batch_size=batch_size, batch_format="pyarrow")
     finally:
         unwatch()
 
@@ -955,7 +1013,7 @@ def _rescore(model: Union[str, os.PathLike], images: Union[str, os.PathLike], ou
         if todo and ray_address is not None:
             # joined before the station database run row is touched: a cluster that cannot be
             # joined leaves no run marked as running
-            ray = connect(ray_address, num_cpus=num_cpus)
+            ray = join_ray(ray_address, num_cpus)
             _tell(progress, "ray-small", len(todo), RAY_WORTH_FROM, ray_small_archive(len(todo)))
             cpus = _cluster_cpus(ray)
             actors, said = ray_actors(concurrency, cpus, ray_address == "local")

@@ -65,8 +65,11 @@ def fit_sharded(shards: Sequence[Shard], ray_address: Optional[str] = None, over
     ``shards``: each an array of model inputs (N, H, W, 3) uint8, or a list of image
     paths every worker can read (then ``preprocess``, a ``Preprocess.to_dict()``, says
     how to turn them into model inputs). ``ray_address``: None runs the shards one after
-    another in this process (same result, for a machine without Ray), else a Ray
-    address or ``local``: one task per shard. ``params``: PatchCore's settings.
+    another in this process (for a machine without Ray), else a Ray address or ``local``:
+    one task per shard. Both run the same method, equal up to float rounding (features
+    measured up to 9e-6 apart: other processes, other thread counts), which can change
+    which rows the greedy coreset picks; the bank's shape is the same, its rows may differ.
+    ``params``: PatchCore's settings.
     """
     import torch
 
