@@ -19,12 +19,18 @@ from cli_runner import run_in_process  # noqa: E402
 from .test_line_sim import _parts, plc_station  # noqa: E402,F401 - the station fixture of line-sim's tests
 
 
-def test_modbus_on_the_stations_opcua_port_is_one_line_saying_which_port_it_is(plc_station, tmp_path):
-    _st, srv, cam = plc_station("opcua")
+def _line_sim_on_the_other_port(plc_station, tmp_path, served: str, asked: str):
+    """line-sim speaking ``asked`` to the port of a station's ``served`` PLC link: refused."""
+    _st, srv, cam = plc_station(served)
     images = _parts(tmp_path / "parts", [30])
-    r = run_in_process("line-sim", "--protocol", "modbus", "--port", srv.port, "--parts", "1",
+    r = run_in_process("line-sim", "--protocol", asked, "--port", srv.port, "--parts", "1",
                        "--plc-images", cam, "--images", images)
     assert r.returncode == 2, r.stdout + r.stderr
+    return srv, r
+
+
+def test_modbus_on_the_stations_opcua_port_is_one_line_saying_which_port_it_is(plc_station, tmp_path):
+    srv, r = _line_sim_on_the_other_port(plc_station, tmp_path, "opcua", "modbus")
     assert "Traceback" not in r.stderr and "ModbusIOException" not in r.stderr, r.stderr
     said = r.stderr.strip()
     assert len(said.splitlines()) == 1, said
@@ -34,11 +40,7 @@ def test_modbus_on_the_stations_opcua_port_is_one_line_saying_which_port_it_is(p
 
 
 def test_opcua_on_the_stations_modbus_port_says_why_and_never_empty_brackets(plc_station, tmp_path):
-    _st, srv, cam = plc_station("modbus")
-    images = _parts(tmp_path / "parts", [30])
-    r = run_in_process("line-sim", "--protocol", "opcua", "--port", srv.port, "--parts", "1",
-                       "--plc-images", cam, "--images", images)
-    assert r.returncode == 2, r.stdout + r.stderr
+    srv, r = _line_sim_on_the_other_port(plc_station, tmp_path, "modbus", "opcua")
     said = r.stderr.strip()
     assert said.startswith(f"error: no OPC UA server at 127.0.0.1:{srv.port}"), said
     assert "()" not in said, said
