@@ -126,8 +126,9 @@ LG.start(async (main) => {
         + (x.note ? `: ${x.note}` : "") + ` (#${x.id}) · on `, lineLink(r, x.line)))) : null,
       signed.length ? h("ul", {id: "signed-list"}, rows)
         : nothing ? null : h("p", {class: "muted"},
-          (r.line ? "Not signed yet" : "This every-line report is not signed yet") + ". Signing keeps this report as it is now, with "
-          + "your name: the next shift's reviews change the report, not the one signed."),
+          (r.line ? "Not signed yet" : "This every-line report is not signed yet")
+          + ". Signing keeps this report as it is now, with your name: the next shift's reviews change the report, "
+          + "not the one signed."),
       r.shift.ended || nothing ? null : h("p", {class: "muted no-print"}, "The shift is still running: a report "
         + "signed now leaves out the parts still to come."),
       nothing ? h("p", {class: "muted no-print", id: "sign-nothing"}, "No part in this shift: nothing to sign.")
