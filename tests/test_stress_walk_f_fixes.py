@@ -111,6 +111,7 @@ def test_stress_leaves_out_and_names_thumbnails(fitted_model_path, synth_categor
         Image.fromarray(np.full((12, 12, 3), 120, np.uint8)).save(only / f"t{i}.png")
     r = run_in_process("stress", model, only, "-o", "r2", "--per-kind", 4, "--kinds", "spot", cwd=tmp_path)
     assert r.returncode == 2 and "needs at least 2" in r.stderr
+    assert "0 readable good image(s) of 32 px or more on a side (3 smaller left out)" in r.stderr, r.stderr
 
 
 def test_run_stress_names_the_photos_too_small():

@@ -35,3 +35,15 @@ def test_the_every_line_report_shows_each_lines_note_and_signature(pages, statio
     expect(page.locator("#lines-notes")).to_contain_text("Each line's note and signatures are on its own report")
     link = page.locator("#lines-notes p[data-line=LNOTE] a")
     assert "line=LNOTE" in link.get_attribute("href")
+
+
+def test_a_tablet_whose_clock_runs_ahead_still_reaches_the_running_shift(pages):
+    """"Show the running shift" asks for the shift at this device's now: a tablet two days
+    ahead of the station was refused ("has not started"), and the page's own button asked
+    the same again. It is asked again at the station's now."""
+    from .conftest import expect
+    page = pages("operator").open("/app/report", ready="#running-shift")
+    page.clock.set_fixed_time(page.evaluate("Date.now()") / 1000 + 2 * 86400)
+    page.locator("#running-shift").click()
+    expect(page.locator("#shift-label")).to_contain_text("(running)")
+    assert page.locator("#not-started").count() == 0

@@ -104,6 +104,9 @@ def test_a_causes_number_sent_as_text_gets_the_answer_a_number_gets(spc_station)
         for cause in ("7", " 7", 7):
             r = c.post("/api/v1/alarms/1/acknowledge", headers=keys["operator"], json={"cause": cause})
             assert r.status_code == 422 and "give the cause's key" in r.text and "not its number" in r.text, r.text
+        # no ASCII digit ("²".isdigit() is true, int("²") fails): refused as any unknown cause, not a 500
+        r = c.post("/api/v1/alarms/1/acknowledge", headers=keys["operator"], json={"cause": "²"})
+        assert r.status_code == 422 and "is not one of" in r.text, r.text
         # a key is still a key
         r = c.post("/api/v1/alarms/1/acknowledge", headers=keys["operator"], json={"cause": "Process"})
         assert r.status_code == 200 and r.json()["ack_cause"] == "process", r.text

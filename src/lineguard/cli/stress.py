@@ -127,6 +127,7 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     from ..vision.stress import MIN_SIDE_PX
     # A thumbnail among the parts is too small to paint on: left out and named, as other photos
     # that cannot be used are; refusing the folder over 3 of 43 photos named none of them.
+    n_read = len(ok)        # read, before any is left out: the "in all" of the notes below
     small = [str(p) for p, g in zip(ok, good) if min(g.shape[:2]) < MIN_SIDE_PX]
     small_left_out = None
     if small:
@@ -147,7 +148,6 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     seen = learnt_photos_in(insp, ok)
     set_on = calibration_photos_in(insp, ok)
     learnt_left_out = calibration_left_out = None
-    n_read = len(ok)
     drop = np.zeros(len(ok), bool)
     if seen is not None:
         drop |= seen
@@ -157,7 +157,7 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     if drop.all() and len(ok):
         which = ("photos this model learned from or that set its reject threshold" if set_on is not None
                  and set_on.any() else "photos this model learned from")
-        fail(f"{good_dir}: all {n_read} readable photos are {which}: scored by it they fit far better than "
+        fail(f"{good_dir}: all {len(ok)} readable photos of a usable size are {which}: scored by it they fit far better than "
              "new parts (the threshold was set on them), and the false-reject rate and the curves would flatter "
              "it; give good parts it did not learn from and that did not set its threshold (a held-out folder "
              "kept apart from training, photos from the line since training)")
@@ -177,8 +177,10 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
         ok = [p for p, d_ in zip(ok, drop) if not d_]
         note("left out", f"{n_read - len(ok)} of {n_read} photo(s) in all; the study runs on the other {len(ok)}")
     if len(good) < 2:
-        fail(f"{good_dir}: {len(good)} readable good image(s); the stress test needs at least 2, and some 30 or "
-             "more held-out good parts for a false-reject rate worth reading")
+        fail(f"{good_dir}: {len(good)} readable good image(s)"
+             + (f" of {MIN_SIDE_PX} px or more on a side ({len(small)} smaller left out)" if small else "")
+             + "; the stress test needs at least 2, and some 30 or more held-out good parts for a false-reject "
+             "rate worth reading")
     try:
         with progress() as cb:
             study = run_stress(insp, good, kinds=chosen or _all_kinds(), per_kind=per_kind, seed=seed,

@@ -107,7 +107,7 @@ def check(db: Any, cause: Optional[str]) -> None:
     if cause is None or cause in BUILT_IN:
         return
     can = offered(db)
-    if cause not in can and cause.strip().isdigit():
+    if cause not in can and re.fullmatch(r"[0-9]+", cause.strip()):    # ASCII digits: "²".isdigit() too
         # "7" from a form or an HMI is the PLC's number as text: the answer a JSON 7 gets, and
         # the key that number stands for
         meant = codes(db).get(int(cause.strip()))

@@ -771,12 +771,6 @@ class Handshake:
         self.line = line
         self.station_name = station_name
         self.protocol = protocol
-        # Whether part tag 0 is a part's number, kept as its serial. Over Modbus it is not: the
-        # PartTag registers hold 0 from power-up in a PLC program that never writes them, and a
-        # serial "0" on every part made them all one part (RecipeId 0 names none there too).
-        # StartSingleJob always gives its PartId, so over OPC UA 0 is a number like any other:
-        # a PLC counter starting at 0 lost its first part's number (serial NULL, an id by time)
-        self.tag_zero_is_a_part = protocol == "opcua"
         self.window_s = window_ms / 1000.0
         self.lock = threading.RLock()
         self.seq = 0
@@ -1451,7 +1445,10 @@ class Handshake:
         except Exception as exc:  # noqa: BLE001 - camera lost, empty folder: a fault the PLC sees
             self._done(trig, ResultCode.NO_IMAGE, None, f"no image for the trigger: {exc}", fault=True)
             return
-        numbered = bool(trig.tag) or self.tag_zero_is_a_part
+        # part tag 0 is no part number, over OPC UA too: a PLC program with no part counter
+        # sends StartSingleJob(0) for every part, and a serial "0" made the line one part (every
+        # earlier part counted as its re-inspection); the Modbus registers hold 0 from power-up
+        numbered = bool(trig.tag)
         part_id = f"{self.station_name}-{trig.at.strftime('%Y%m%dT%H%M%S%f')}-{trig.seq}"
         if numbered:
             part_id = f"{self.station_name}-tag{trig.tag}-{trig.seq}"

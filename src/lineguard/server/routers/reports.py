@@ -60,7 +60,10 @@ def _refuse_not_started(station: Station, at: Optional[dt.datetime], what: str) 
         raise InvalidRequest(f"the shift {shift.label} has not started: it starts at {begins:%Y-%m-%d %H:%M} "
                              f"plant time, so {what} has nothing yet (give `at` within the running shift or an "
                              "earlier one; leave it out for the last shift that ended)",
-                             not_started=True, shift_start=iso_utc(shift.start_utc))
+                             not_started=True, shift_start=iso_utc(shift.start_utc),
+                             # the station's own now: a tablet whose clock runs ahead asked for the
+                             # running shift by its clock and was refused, again at each try
+                             running_at=iso_utc(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
 
 
 def _shift_made_now(station: Station, line: Optional[str], product: Optional[str],
