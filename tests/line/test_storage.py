@@ -174,18 +174,26 @@ def test_records_survive_a_new_station_process(station_factory):
     assert st2.models.active_for("cell", "L1").version == 1
 
 
-def test_map_is_linked_only_once_its_file_is_stored(station):
+def test_map_is_linked_only_once_its_file_is_stored(station, monkeypatch):
     # A crash between the answer and the map write must leave a record without a map,
-    # never one naming a file that is not there. (The writer lingers long enough that the
-    # map is not yet written when the database is read, on a loaded CI machine too: 0.3 s
-    # was not.)
-    station.maps.linger_s = 2.0
+    # never one naming a file that is not there. (The writer's store is held until the
+    # database has been read: a linger of 2 s still ran out first on a loaded CI machine.)
+    import threading
+    read = threading.Event()
+    put = station.maps.store.put
+
+    def held_put(*a, **kw):
+        if ".map-" in str(kw.get("key")):       # the map's write, not the part's image
+            read.wait(30)
+        return put(*a, **kw)
+    monkeypatch.setattr(station.maps.store, "put", held_put)
     out = station.inspect(png_bytes(220, seed=60), part("map-later"))
     assert out.record.heatmap_key                       # the answer links the map ...
     with station.db.session() as s:
         row = s.get(Inspection, out.record.id)
         assert row.heatmap_key is None and row.heatmap_scale   # ... the database not yet
     assert not station.images.exists(out.record.heatmap_key)
+    read.set()
     rec = station.get(out.record.id)                    # reads wait for the map in flight
     assert rec.heatmap_key == out.record.heatmap_key and station.images.exists(rec.heatmap_key)
     again = station.inspect(png_bytes(220, seed=60), part("map-later"))

@@ -225,53 +225,20 @@ def _station_location(given: dict, default: Optional[Path], postgresql_folder: b
 
 def station_place_checked(data: Optional[Path], db: Optional[str], db_schema: Optional[str],
                           schema_var: bool = False, postgresql_folder: bool = True, db_given: bool = False) -> None:
-    """The command ends (exit 2), before anything is opened or made, where its folder,
-    database and schema (as resolved: the options, else their variables) cannot be one
-    station: a schema with no PostgreSQL database (SQLite has none: it was ignored, and the
-    SQLite station in --data used, or made); or, with ``postgresql_folder``, a PostgreSQL
-    station's data folder (its id file, no lineguard.db) with no PostgreSQL database given:
-    `serve` made a new, empty SQLite station in it, its keys and parts elsewhere than the
-    line's. The one check of every command taking --data and --db (serve, watch, camera,
-    keys, users, parts, old-records, sweep...). ``schema_var``: the schema came from
-    LINEGUARD_DB_SCHEMA (named so). ``db_given``: the database was named on the command
-    line: a SQLite one named so is meant (a PC whose environment sets a PostgreSQL station's
-    LINEGUARD_DB and LINEGUARD_DB_SCHEMA runs its SQLite station with --db sqlite:///...),
-    so the environment's schema is set aside with a note and the folder is not asked for a
-    lineguard.db (its database may lie elsewhere)."""
-    from ..line.data_folders import ID_FILE, postgresql_station_of
+    """A command's folder, database and schema checked before anything is opened or made
+    (:func:`lineguard.line.data_folders.station_place_problem`, which ``python -m
+    lineguard.server`` calls too): exit 2 with its reason, its note said."""
+    from ..line.data_folders import PlaceRefused, station_place_problem
     from ._term import fail, note
-    if db is not None and not db.strip().lower().startswith("sqlite"):
-        return                  # a database server: its schema is checked as it opens
-    where = f"the SQLite one in {data}" if db is None else f"a SQLite one ({_database_shown(db, '--db')})"
-    if db_given and db is not None:
-        if db_schema and schema_var:
-            note("note", f"LINEGUARD_DB_SCHEMA {db_schema} set aside: --db names a SQLite database, which has no "
-                         "schemas")
-        elif db_schema:
-            fail(f"--db-schema {db_schema} is a PostgreSQL station's schema, but --db names a SQLite database: "
-                 "leave the schema out, or give the PostgreSQL database (--db postgresql://...)")
-        return
-    theirs = postgresql_station_of(Path(data)) if data is not None and postgresql_folder else None
-    if theirs is not None:
-        named = theirs["db"] or "postgresql://USER@HOST/DATABASE"
-        schema = theirs["db_schema"] if theirs["db"] else db_schema
-        hint = f"--db {shlex.quote(named)}" + (f" --db-schema {shlex.quote(schema)}" if schema else "")
-        fail(f"{data} is the data folder of a station on PostgreSQL"
-             + (f" ({named}" + (f", schema {theirs['db_schema']}" if theirs["db_schema"] else "") + ")"
-                if theirs["db"] else "")
-             + f" (it holds {ID_FILE} and no lineguard.db), but the database given is {where}: that would be "
-             f"another, empty station in its folder. Give that station's database: {hint}"
-             + ("" if theirs["db"] else " (and its --db-schema, where it has one)")
-             + (_PASSWORD_WHERE if "***" in named else "") + ", or set LINEGUARD_DB"
-             + (" and LINEGUARD_DB_SCHEMA" if schema or not theirs["db"] else "") + " as its serve has them. "
-             f"To make this folder a SQLite station's on purpose, remove {ID_FILE} (and .lineguard-database) "
-             "from it first")
-    if db_schema:
-        given = "LINEGUARD_DB_SCHEMA" if schema_var else "--db-schema"
-        fail(f"{given} {db_schema} is a PostgreSQL station's schema, but the database is {where}: the schema would "
-             "be ignored and that SQLite station used (or made). Give the station's database with it (--db "
-             "postgresql://... or LINEGUARD_DB), or leave the schema out"
-             + (" (unset LINEGUARD_DB_SCHEMA)" if schema_var else ""))
+    if db is not None and db.strip().lower().startswith("sqlite"):
+        _database_shown(db, "--db")     # one that cannot be a database ends here, in its own words
+    try:
+        said = station_place_problem(data, db, db_schema, schema_var=schema_var,
+                                     postgresql_folder=postgresql_folder, db_given=db_given)
+    except PlaceRefused as exc:
+        fail(str(exc))
+    if said:
+        note("note", said)
 
 
 def station_said(data: Optional[Path], db: Optional[str], db_schema: Optional[str]) -> tuple[str, bool]:

@@ -91,10 +91,16 @@ def main(argv: list[str] | None = None) -> None:
     # the place checks `lineguard serve` makes (a schema beside a SQLite database, a
     # PostgreSQL station's folder without its database, a --backup-to that can never hold
     # its backups): here the first started a new, empty SQLite station in such a folder
-    from ..cli.station import station_place_checked
     from ..line.backup import BackupError, check_backup_place
-    station_place_checked(cfg.data_dir, cfg.db_url, cfg.db_schema, schema_var=a.db_schema is None,
-                          db_given=a.db is not None)
+    from ..line.data_folders import PlaceRefused, station_place_problem
+    try:
+        said = station_place_problem(cfg.data_dir, cfg.db_url, cfg.db_schema, schema_var=a.db_schema is None,
+                                     db_given=a.db is not None)
+    except PlaceRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if said:
+        print(f"note: {said}", file=sys.stderr)
     if cfg.backup_to is not None:
         try:
             check_backup_place(cfg.data_dir, cfg.backup_to)
