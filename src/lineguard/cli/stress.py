@@ -157,7 +157,7 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     if drop.all() and len(ok):
         which = ("photos this model learned from or that set its reject threshold" if set_on is not None
                  and set_on.any() else "photos this model learned from")
-        fail(f"{good_dir}: all {len(ok)} readable photos of a usable size are {which}: scored by it they fit far better than "
+        fail(f"{good_dir}: all {len(ok)} readable photos are {which}: scored by it they fit far better than "
              "new parts (the threshold was set on them), and the false-reject rate and the curves would flatter "
              "it; give good parts it did not learn from and that did not set its threshold (a held-out folder "
              "kept apart from training, photos from the line since training)")
