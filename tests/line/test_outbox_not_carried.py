@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ from lineguard.line.sinks import MqttSink, WebhookSink
 from lineguard.line.station import Part
 
 from .conftest import png_bytes, until
+from .test_sinks import _broker_up
 
 
 class _Mes(BaseHTTPRequestHandler):
@@ -51,14 +51,6 @@ def mes():
     yield srv
     srv.shutdown()
     srv.server_close()      # left listening, a station torn down after it waits out a webhook timeout
-
-
-def _broker_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 1883), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def _station(tmp_path, sinks, **kw):

@@ -18,7 +18,7 @@ from lineguard.line.sinks import MqttSink, WebhookSink
 from lineguard.line.station import Part
 
 from .conftest import png_bytes
-from .test_sinks import subscribed_to
+from .test_sinks import _broker_up, subscribed_to
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -236,14 +236,6 @@ def test_an_alarm_is_never_refused_for_good(receiver):
 
 
 # -- 6: the PLC's answers on MQTT ---------------------------------------------------------------
-
-def _broker_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 1883), timeout=2):
-            return True
-    except OSError:
-        return False
-
 
 def test_plc_answers_have_their_own_mqtt_topic_not_result():
     """A PLC answer (event line_signal) went to .../result, documented as verdicts: a
