@@ -13,11 +13,17 @@ from .conftest import png_bytes
 from .test_sources_walk import _watcher
 
 
-def test_a_stop_in_the_middle_of_a_batch_counts_the_parts_left_not_the_batch(tmp_path):
+def _inbox(tmp_path, prefix: str, n: int, seed: int):
+    """A hot folder holding ``n`` parts' photos, PREFIX-0000.png on."""
     inbox = tmp_path / "in"
     inbox.mkdir()
-    for i in range(10):
-        (inbox / f"B-{i:04d}.png").write_bytes(png_bytes(40, seed=200 + i))
+    for i in range(n):
+        (inbox / f"{prefix}-{i:04d}.png").write_bytes(png_bytes(40, seed=seed + i))
+    return inbox
+
+
+def test_a_stop_in_the_middle_of_a_batch_counts_the_parts_left_not_the_batch(tmp_path):
+    inbox = _inbox(tmp_path, "B", 10, seed=200)
     judged = []
 
     def submit(data, part_id, name):
@@ -40,10 +46,7 @@ def test_a_stop_in_the_middle_of_a_batch_counts_the_parts_left_not_the_batch(tmp
 def test_the_count_of_parts_waiting_goes_down_as_each_part_is_taken(tmp_path):
     """Between two looks at the folder (a pass through a long backlog takes minutes) the count
     the status and the heartbeat give is the parts still there, not those at the pass's start."""
-    inbox = tmp_path / "in"
-    inbox.mkdir()
-    for i in range(4):
-        (inbox / f"C-{i:04d}.png").write_bytes(png_bytes(40, seed=300 + i))
+    inbox = _inbox(tmp_path, "C", 4, seed=300)
     seen_waiting = []
 
     def submit(data, part_id, name):
