@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from lineguard.line.sources import SubmitFailed, remote_submitter
 from lineguard.line.sources.frames import FolderCapture, FrameGrabber
+
+from .test_sources_retry_after import answering  # noqa: F401 - the fixture: a local station's stand-in
 
 
 class _Camera:
@@ -70,38 +71,14 @@ def test_a_folder_of_hidden_files_alone_is_said_so(tmp_path):
     assert "hidden or temporary" in str(refused.value), str(refused.value)
 
 
-class _Refuses(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's name
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, body = self.server.answer
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def refusing():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize("status, body, said", [
     (401, b'{"error": {"code": "unauthorized", "message": "unknown API key"}}', "no longer takes this key"),
     (404, b'{"error": {"code": "no_active_model", "message": "unknown product \'CELL\'"}}',
      "no active model for this product now"),
 ])
-def test_a_key_or_product_refused_mid_run_says_what_to_do_while_the_parts_wait(refusing, status, body, said):
-    refusing.answer = (status, body)
-    submit = remote_submitter(f"http://127.0.0.1:{refusing.server_address[1]}", "lg_key", "L1", "S1", "CELL")
+def test_a_key_or_product_refused_mid_run_says_what_to_do_while_the_parts_wait(answering, status, body, said):
+    answering.answers = [(status, {"Content-Type": "application/json"}, body)] * 3    # the same at every try
+    submit = remote_submitter(f"http://127.0.0.1:{answering.server_address[1]}", "lg_key", "L1", "S1", "CELL")
     with pytest.raises(SubmitFailed) as waited:     # waited for, not refused part by part into failed/
         submit(b"\x89PNG", "p1", "p1.png")
     assert said in str(waited.value) and "start this command again" in str(waited.value), str(waited.value)
