@@ -164,8 +164,10 @@ def test_camera_and_plc_make_a_station_a_trigger_judges_the_next_frame(sqlite_st
     from lineguard.line.plc_sim import ModbusLink
     folder = tmp_path / "cam"
     folder.mkdir()
-    for i in range(8):                                          # frame i has brightness 20 + 30 i
-        cv2.imwrite(str(folder / f"f{i}.png"), np.full((32, 32, 3), 20 + 30 * i, np.uint8))
+    # frame i has brightness 20 + 5 i; 40 frames at 4 a second last 10 s, so a trigger that a
+    # loaded machine delays still has a next frame (8 had played out before it: no verdict)
+    for i in range(40):
+        cv2.imwrite(str(folder / f"f{i:02d}.png"), np.full((32, 32, 3), 20 + 5 * i, np.uint8))
     st = sqlite_station()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,9 +184,10 @@ def test_camera_and_plc_make_a_station_a_trigger_judges_the_next_frame(sqlite_st
         while not link.result_valid():
             time.sleep(0.01)
         res = link.read_result()
+        assert res["inspection_id"], f"no part was judged: {res}"
         rec = st.get(res["inspection_id"])
         assert res["part_id"] == 7 and rec.source == "plc"
-        judged = round((rec.score * 255 - 20) / 30)             # which frame the station judged
+        judged = round((rec.score * 255 - 20) / 5)             # which frame the station judged
         assert judged >= shown, f"frame {judged} was shown before the trigger (after {shown} frames)"
     finally:
         link.close()
