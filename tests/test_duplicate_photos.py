@@ -78,6 +78,8 @@ def test_train_names_the_twins(good_with_a_copied_bad_part, tmp_path):
     out = " ".join((r.stdout + r.stderr).split())
     good = good_with_a_copied_bad_part
     assert f"look at: {good / 'zz_bad_a.png'} = {good / 'zz_bad_b.png'}: the same photo" in out
+    # the wrote line counts the copy as a photo, not as a part of its own
+    assert "18 photos learned: 17 different parts and 1 copy," in out, out
 
 
 def test_recalibrate_counts_copies_of_a_photo_once(fitted_model_path, synth_category, tmp_path):

@@ -331,6 +331,19 @@ def _say_good_folder_notes(insp: "Inspector", leave_them_out: str) -> None:
         note("look at", f"and {len(twins) - 20} more sets of the same photo (info['{DUPLICATE_PHOTOS}'])")
 
 
+def _learned_words(insp: "Inspector") -> str:
+    """How many parts the model learnt, in the wrote line: copies of one photo are one part
+    (60 photos of which 20 were copies read "60 parts learned" beside "40 different ones")."""
+    from ..vision.inspector import LEARNT_PHOTOS
+    n = int(insp.info["n_train"])
+    # by the prints of the photos learnt (a held-out copy is not among them)
+    prints = insp.info.get(LEARNT_PHOTOS) or []
+    copies = len(prints) - len(set(prints)) if len(prints) == n else 0
+    if not copies:
+        return f"{n} parts learned"
+    return f"{n} photos learned: {n - copies} different parts and {copies} {'copy' if copies == 1 else 'copies'}"
+
+
 # README step 1 asks for 30 to 200 photos of good parts. Below it train still writes the
 # model (a trial on a few photos is legitimate: exit 0), but 5 photos ended with a "note"
 # that read as a passing remark: it now warns, saying what so few can and cannot promise
@@ -589,7 +602,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
     how = ("held out" if c.get("calibration_method") == "held out"
            else "scored by models without them (cross-fit)")
     say(f"wrote {output} (model {insp.model_id}, version {insp.model_version}, "
-        f"{insp.info['n_train']} parts learned, threshold from {insp.info['n_calibration']} {how})")
+        f"{_learned_words(insp)}, threshold from {insp.info['n_calibration']} {how})")
     if isinstance(params.get("image_size"), str):    # chosen from the photos: say what it became
         h, w = insp.preprocess.input_hw
         shape = "square, the parts are near square" if h == w else "the good photos' shape"
