@@ -259,3 +259,15 @@ def test_a_train_that_fails_leaves_no_list_beside_the_model_it_did_not_write(syn
     assert r.returncode == 2, r.stdout + r.stderr
     assert "needs at least" in r.stderr and "not read:" in r.stderr
     assert not (out / "cell.skipped.txt").exists()
+
+
+def test_train_on_a_data_sets_root_names_its_good_folder(synth_category, tmp_path):
+    """synth's (and MVTec's) layout given whole: "train/ (0 photos)" read as if the photos were
+    missing; the refusal names train/good and the command that learns from it."""
+    r = run_in_process("train", synth_category, "-o", "cell.lgm", "--image-size", "64", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    err = _flat(r.stderr)
+    n = len(list((synth_category / "train" / "good").glob("*.png")))
+    assert f"{synth_category}: no photos directly in it: it is a data set (train/good/ holds {n} photos" in err, err
+    assert f"lineguard train {synth_category / 'train' / 'good'} -o cell.lgm" in err, err
+    assert not (tmp_path / "cell.lgm").exists()

@@ -456,29 +456,41 @@ def _not_read_said(entries: list, root: Optional[Path] = None, why: Optional[dic
             for kind, group in by_kind.items()]
 
 
+def _photos_in(folder: Path) -> int:
+    from ..vision.imageio import list_images
+    from ..vision.errors import DatasetError
+    try:
+        return len(list_images(folder))
+    except DatasetError:
+        return 0
+
+
 def _good_folders_read(good: Sequence[Path], output: Path) -> list[str]:
     """Say what in the good folders train does not read, and why (a PDF, a phone's HEIC
     photos, a sub-folder: all passed over without a word before), and refuse (exit 2) a
     folder with no photo it reads, saying what it holds. Returns the list file's rows for
     what is not read (see _write_skipped_list)."""
     from ..vision.dataset import not_read_in
-    from ..vision.imageio import IMAGE_SUFFIXES, list_images
-    from ..vision.errors import DatasetError
+    from ..vision.imageio import IMAGE_SUFFIXES
     rows: list[str] = []
     said: list[tuple[Path, int, list]] = []
     for folder in good:
         if not folder.is_dir():
             continue
         entries = not_read_in(folder)
-        try:
-            n_photos = len(list_images(folder))
-        except DatasetError:
-            n_photos = 0
+        n_photos = _photos_in(folder)
         rows.extend(f"{e.path}: {e.why}" for e in entries)     # as a skipped photo's line reads
         said.append((folder, n_photos, entries))
     listed = _write_skipped_list(output, rows)
     for folder, n_photos, entries in said:
         if n_photos == 0:
+            layout = folder / "train" / "good"
+            if layout.is_dir() and _photos_in(layout):
+                # a data set's root (synth's, MVTec's layout): "train/ (0 photos)" read as if
+                # the good photos were missing, where they wait one folder further down
+                fail(f"{folder}: no photos directly in it: it is a data set (train/good/ holds "
+                     f"{_photos_in(layout)} photos of good parts); learn from those: lineguard train {layout} "
+                     f"-o {output}")
             holds = "; ".join(_not_read_said(entries)) if entries else "nothing (it is empty)"
             fail(f"{folder}: no images found; it holds {holds}"
                  + (f" (every one listed in {listed})" if listed else "")
