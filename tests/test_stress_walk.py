@@ -169,3 +169,26 @@ def test_info_nulls_an_unreached_a90_in_a_summary_stored_before(tmp_path):
     path.write_text(json.dumps(old))
     k = load_pod_summary(tmp_path / "cell.lgm", None, "m")["kinds"]["crack"]
     assert k["a90"] is None and k["a90_mm"] is None and "a90" in k["not_reached"] and k["a50"] == 40.0
+
+
+def test_an_ng_or_review_a90_above_ngs_is_said_as_the_fits_scatter(tmp_path):
+    """Every part found as NG is found as NG-or-REVIEW too, yet the two curves are fitted apart
+    (the second without the photos already REVIEW): its a90 came out larger with no word, read
+    as the review band missing defects."""
+    from lineguard.vision.stress import ABOVE_NG, above_ng_note, run_stress
+    from lineguard.vision.stress_report import write_stress_report
+    ng = {"a90": 8.0, "a90_reached": True, "left_out_parts": 0}
+    said = above_ng_note(ng, {"a90": 11.5, "left_out_parts": 8})
+    assert said.startswith(f"its a90, 11.5 px, is {ABOVE_NG} (8 px)") and "on 8 fewer painted parts" in said
+    assert above_ng_note(ng, {"a90": 7.0, "left_out_parts": 8}) is None              # below: nothing to say
+    assert above_ng_note({**ng, "a90_reached": False}, {"a90": 11.5}) is None       # NG's a90 not a finding
+    assert above_ng_note(ng, {"a90": None}) is None
+    # the page shows it with the NG-or-REVIEW row's notes
+    good = _marked()
+    fake = _Fake(lambda im: "REVIEW" if _is_marked(im) else "OK", threshold=1.0, review_threshold=0.5)
+    study = run_stress(fake, good, kinds=["spot"], per_kind=24, seed=0)
+    rv = study["kinds"]["spot"]["size_ng_or_review"]
+    assert not any(ABOVE_NG in n for n in rv["notes"])                # a blind model: no a90 on either curve
+    rv["notes"].append(said)
+    page = write_stress_report(tmp_path / "r", study, fake, good).read_text()
+    assert f"hit = NG or REVIEW: its a90, 11.5 px, is {ABOVE_NG.replace(chr(39), '&#x27;')}" in page, page

@@ -103,7 +103,7 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
     from ..vision.inspector import Inspector
     # the painting needs scipy: without it the CLI's group says so (pip install 'scipy>=1.11',
     # not the [torch] extra, which would put torch on an edge PC)
-    from ..vision.stress import run_stress
+    from ..vision.stress import ABOVE_NG, run_stress
     from ..vision.stress_report import write_stress_report
     chosen = [k.strip() for arg in kinds for k in arg.split(",") if k.strip()]
     unknown = [k for k in chosen if k not in _all_kinds()]
@@ -252,6 +252,10 @@ def stress(model: Path, good_dir: Path, output: Path, per_kind: int, kinds: tupl
         note("warning", w)
     for kind, e in study["kinds"].items():
         say(f"  {kind}: {e['sentence']}")
+        if study.get("review_threshold") is not None:
+            for n in (e.get("size_ng_or_review") or {}).get("notes", []):
+                if ABOVE_NG in n:
+                    say(f"    hit = NG or REVIEW: {n}")
     say(f"report written to {index}")
 
 

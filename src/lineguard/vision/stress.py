@@ -565,6 +565,9 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
             if note:
                 d["notes"] = list(d.get("notes") or []) + [note]
             fits[kind][name] = d
+        above = above_ng_note(fits[kind]["ng"], fits[kind]["ng_or_review"])
+        if above:
+            fits[kind]["ng_or_review"]["notes"] = list(fits[kind]["ng_or_review"].get("notes") or []) + [above]
     plan = [_contrast_size(p, fits[p.kind]["ng"], good, roi) if p.series == "contrast" else p for p in plan]
     judge([p for p in plan if p.series == "contrast"])
     judge_s = time.perf_counter() - t0
@@ -635,6 +638,24 @@ def run_stress(inspector: Any, good: Sequence[np.ndarray], kinds: Sequence[str] 
         study["kinds"][kind] = entry
     study["timing_s"]["fit"] = round(time.perf_counter() - t0 - judge_s, 3)
     return study
+
+
+ABOVE_NG = "above hit = NG's"
+
+
+def above_ng_note(ng: dict, ng_or_review: dict) -> Optional[str]:
+    """Said when hit = NG-or-REVIEW's a90 comes out larger than hit = NG's. Every part found as
+    NG is found as NG-or-REVIEW too, so on the same photos that cannot be; the two curves are
+    fitted apart, the second without the photos already REVIEW unpainted, and a reader took the
+    larger a90 as the review band making detection worse."""
+    a, b = ng.get("a90"), ng_or_review.get("a90")
+    if a is None or b is None or b <= a or not ng.get("a90_reached"):
+        return None
+    fewer = int(ng_or_review.get("left_out_parts") or 0) - int(ng.get("left_out_parts") or 0)
+    on = (f" (on {fewer} fewer painted parts: those on photos already REVIEW unpainted)" if fewer > 0 else "")
+    return (f"its a90, {b:.3g} px, is {ABOVE_NG} ({a:.3g} px), though every part found as NG counts as found here "
+            f"too: the two curves are fitted apart{on}, so the gap is the fits' scatter, not the review band "
+            "missing defects; read hit = NG's a90 as the size both catch")
 
 
 def _sizes_warning(good: Sequence[np.ndarray]) -> Optional[str]:

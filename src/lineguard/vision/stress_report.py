@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_write_bytes, atomic_write_text
 from .overlay import render_overlay
 from .report import _CSS, _png, to_jsonable
-from .stress import KIND_PLURAL, StressPart, paint_part, threshold_meaning
+from .stress import ABOVE_NG, KIND_PLURAL, StressPart, paint_part, threshold_meaning
 from .pod import PodFit, lower_band, pod_curve
 
 __all__ = ["write_stress_report", "example_parts"]
@@ -253,7 +253,8 @@ def _html(study: dict, figures: dict[str, Optional[str]], examples: dict[str, li
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in e["size"].get("notes", []))
         if study.get("review_threshold") is not None:
             notes += "".join(f"<p class='note'>hit = NG or REVIEW: {html.escape(n)}</p>"
-                             for n in (e.get("size_ng_or_review") or {}).get("notes", []) if "left out" in n)
+                             for n in (e.get("size_ng_or_review") or {}).get("notes", [])
+                             if "left out" in n or ABOVE_NG in n)
         if e.get("line_width_px") is not None:
             seen = (f"{e['line_width_input_px']:.3g} model-input pixels" if e.get("line_width_input_px") else
                     f"at least {(study.get('painting') or {}).get('line_width_input_px', 1)} model-input pixel(s)")
