@@ -40,3 +40,11 @@ def test_the_summary_says_the_rate_got_of_the_rate_asked_and_what_an_overrun_is(
     assert ("overruns 2 (parts that came while the station was not ready for them (the part before not yet "
             "answered and acknowledged), sent more than a period late); answers for another part 0") in r.stdout, \
         r.stdout
+
+
+def test_a_window_of_0_ms_or_less_is_refused_naming_the_stations_default():
+    """0 ms counted every answer as a missed window: a report of a failing line, made up."""
+    for window in ("0", "-5", "nan"):
+        r = run_in_process("line-sim", "--protocol", "modbus", "--port", "15020", "--no-feed", "--window-ms", window)
+        assert r.returncode == 2, (window, r.stdout + r.stderr)
+        assert "--window-ms" in r.stderr and "above 0" in r.stderr and "default is 1000" in r.stderr, r.stderr

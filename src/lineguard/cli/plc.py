@@ -44,6 +44,10 @@ def line_sim(protocol: str, host: str, port: int, parts: int, rate: float, plc_i
         raise click.BadParameter("give at least 1 part", param_hint="--parts")
     if rate <= 0:
         raise click.BadParameter("give a positive rate, parts per second", param_hint="--rate")
+    if not window_ms > 0:
+        # 0 counted every answer a missed window: a report of a line failing that was not
+        raise click.BadParameter(f"{window_ms:g} ms: give the station's --inspection-window-ms, above 0 "
+                                 "(its default is 1000)", param_hint="--window-ms")
     if not 0 < port < 65536:
         raise click.BadParameter(f"{port} is not a TCP port (1..65535)", param_hint="--port")
     if plc_images is not None and not plc_images.is_dir():
