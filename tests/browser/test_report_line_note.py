@@ -47,3 +47,14 @@ def test_a_tablet_whose_clock_runs_ahead_still_reaches_the_running_shift(pages):
     page.locator("#running-shift").click()
     expect(page.locator("#shift-label")).to_contain_text("(running)")
     assert page.locator("#not-started").count() == 0
+
+
+def test_a_tablet_whose_clock_runs_behind_reaches_the_running_shift_not_the_one_before(pages):
+    """A tablet's clock behind the station's (at a shift change, minutes are enough) asked for
+    the shift before and showed it, ended, where the running one was asked for: the button
+    asks for the station's now (at=now)."""
+    from .conftest import expect
+    page = pages("operator").open("/app/report", ready="#running-shift")
+    page.clock.set_fixed_time(page.evaluate("Date.now()") / 1000 - 86400)
+    page.locator("#running-shift").click()
+    expect(page.locator("#shift-label")).to_contain_text("(running)")

@@ -117,3 +117,25 @@ def test_the_escalations_wait_is_said_in_seconds_or_tenths_of_a_minute():
     # --alarm-escalate-min 0.5 logged "unacknowledged for 0 min"
     assert [unacknowledged_for(m) for m in (0.7, 0.0, 2.5, 9.96, 35.2)] == ["42 s", "0 s", "2.5 min", "10.0 min",
                                                                           "35 min"]
+
+
+@pytest.mark.one_database
+def test_at_now_is_the_running_shift_by_the_stations_clock(spc_station):
+    """at=now: the running shift on the station's clock, whatever the asking device's clock
+    says (the report page's "Show the running shift" asks for it; a tablet behind asked for
+    the shift before). The note and the signature take it too."""
+    st = _station(spc_station)
+    keys = _keys(st)
+    _parts(st, NG)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with client(st) as c:
+        by_time = c.get("/api/v1/reports/shift", params={"at": now}).json()
+        by_word = c.get("/api/v1/reports/shift", params={"at": " NOW "})
+        assert by_word.status_code == 200, by_word.text
+        assert by_word.json()["shift"]["start"] == by_time["shift"]["start"] and not by_word.json()["shift"]["ended"]
+        r = c.put("/api/v1/reports/shift/note", headers=keys["operator"],
+                  json={"at": "now", "line": "L1", "note": "belt 2 squeaks"})
+        assert r.status_code == 200, r.text
+        assert c.get("/api/v1/reports/shift", params={"at": now, "line": "L1"}).json()["handover_note"]["note"] \
+            == "belt 2 squeaks"
+        assert "or now: the running shift" in c.get("/openapi.json").text

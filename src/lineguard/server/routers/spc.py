@@ -59,8 +59,8 @@ def plant_time(station: Station, text: Optional[str], name: str, end: bool = Fal
 # taken as text, as since/until are: FastAPI read a day alone as its 00:00 UTC, in the
 # plant's night shift of the day before (Berlin) or its afternoon (Chicago)
 AT_HELP = ("a time within the shift: an ISO time, 2026-12-01T10:00:00Z or 2026-12-01T11:00+01:00 (without an "
-           "offset: UTC), or a day, 2026-12-01: the plant's day (in its time zone: GET /api/v1/session's "
-           "timezone), whose first shift is meant")
+           "offset: UTC), a day, 2026-12-01: the plant's day (in its time zone: GET /api/v1/session's "
+           "timezone), whose first shift is meant, or now: the running shift by the station's clock")
 
 
 def shift_time(station: Station, text: Optional[str], name: str = "at") -> Optional[dt.datetime]:
@@ -69,6 +69,10 @@ def shift_time(station: Station, text: Optional[str], name: str = "at") -> Optio
     shift); None or blank: none given. A value it cannot read is a 422 saying what to write."""
     if text is None or not text.strip():
         return None
+    if text.strip().lower() == "now":
+        # the running shift by the station's clock: a tablet's clock a few minutes behind asked
+        # for the shift before at a shift change, and showed it as if it were the running one
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     try:
         # the station's own starts and zone: checked at start-up
         return shift_instant(text, parse_shift_starts(station.config.shift_starts),

@@ -17,9 +17,9 @@ LG.start(async (main) => {
   main.append(h("div", {class: "row no-print"}, h("h1", {class: "grow"}, "Shift report"), prev, next, print), form,
     body);
   let at = p.at || "";
-  // the running shift asked for by this device's clock (its Show button): asked again by the
-  // station's clock where that shift has not started by the station's
-  let askedRunning = false;
+  // the running shift by the station's clock (the API's at=now): this device's clock, a few
+  // minutes behind at a shift change, showed the shift before as if it were the running one
+  const RUNNING = "now";
   // what an alarm turned out to be, in words (the report gives the key)
   // every cause an alarm may carry, the plant's own and retired ones too
   const causes = await api("/api/v1/alarms?limit=1").then((r) => r.cause_labels || r.causes || {}).catch(() => ({}));
@@ -151,17 +151,8 @@ LG.start(async (main) => {
       // words, no note to write and nothing to sign (the API refuses those too)
       const why = e && e.status === 422 && e.body && e.body.error;
       if (!why || !why.not_started) throw e;
-      if (askedRunning && why.running_at) {
-        // the running shift asked for by this device's clock, which runs ahead of the
-        // station's: asked again at the station's own now
-        askedRunning = false;
-        at = why.running_at;
-        return load();
-      }
       notStarted(why);
       return;
-    } finally {
-      askedRunning = false;
     }
     at = r.shift.start;
     prev.onclick = () => { at = r.shift.previous_at; load().catch(LG.fail); };
@@ -174,7 +165,7 @@ LG.start(async (main) => {
     const which = handover && r.shift.ended && r.shift.next_at
       ? h("p", {class: "muted no-print", id: "which-shift"}, "The last shift that ended (the handover report). ",
         h("button", {type: "button", class: "link", id: "running-shift", onclick: () => {
-          at = new Date().toISOString(); askedRunning = true; load().catch(LG.fail);
+          at = RUNNING; load().catch(LG.fail);
         }}, "Show the running shift"))
       : null;
     body.append(
@@ -277,7 +268,7 @@ LG.start(async (main) => {
       h("p", {}, `It starts at ${when(start)} (${LG.zoneLabel()}): no part, note or signature can belong to it yet.`),
       h("p", {class: "muted", id: "not-started-why"}, why.message || ""),
       h("button", {type: "button", class: "link", id: "running-shift", onclick: () => {
-        at = why.running_at || new Date().toISOString(); load().catch(LG.fail);
+        at = RUNNING; load().catch(LG.fail);
       }}, "Show the running shift")));
   }
 
