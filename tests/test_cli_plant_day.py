@@ -119,15 +119,17 @@ def test_without_timezone_the_days_are_the_station_s_not_this_pc_s(station_folde
 def test_a_verdict_and_a_line_typed_as_people_type_them(station_folder, tmp_path):
     """`--verdict ok` was refused ("'ok' is not one of 'OK', 'NG', 'REVIEW'") where --line
     and --product take any case; a line no part bears wrote an empty file with only
-    "wrote 0 parts", every night of a cron job, as if the line had stopped."""
+    "wrote 0 parts", every night of a cron job, as if the line had stopped; then, with a note
+    beside it, still exit 0 and the empty file: refused as the API's 404 is, nothing written."""
     from lineguard.cli import app
     assert _parts(station_folder, tmp_path, "--verdict", "ok", "--since", "2026-12-02") == ["dec2-early"]
     out = tmp_path / "none.csv"
     r = CliRunner().invoke(app, ["parts", "--data", str(station_folder), "--out", str(out), "--timezone", ZONE,
                                  "--line", "L-1"])
-    assert r.exit_code == 0, r.output
-    assert "wrote 0 parts" in r.output
+    assert r.exit_code == 2, r.output
+    assert "wrote" not in r.output and not out.exists()
     assert "no part of line 'L-1' is stored (did you mean 'L1'?); the lines the station holds parts of: L1" in r.output
+    assert "nothing written to" in r.output
     # a line that holds parts but none in the period: no such note
     r = CliRunner().invoke(app, ["parts", "--data", str(station_folder), "--out", str(out), "--timezone", ZONE,
                                  "--line", "l1", "--since", "2027-01-01"])
