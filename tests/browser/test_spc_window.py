@@ -10,8 +10,12 @@ from .conftest import api, expect, png_bytes, post_part
 
 
 def test_spc_until_at_2359_takes_the_whole_minute_and_the_baseline_is_set_on_the_page(pages, station):
+    from .test_spc_tuning import plant_hours
     with api(station, "operator") as c:
         assert post_part(c, png_bytes(60, seed=7100), "win-1", line="LWIN").status_code in (200, 201)
+    # a baseline sets a centre from 50 parts up: 60 more in the last hour
+    plant_hours(station.data_dir, "LWIN", [(60, 0)],
+                dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0))
     p = pages("operator")
     page = p.open("/app/spc?line=LWIN", "#p-chart-window")
     today = dt.date.fromisoformat(page.evaluate("LG.isoToLocal(new Date().toISOString())")[:10])
@@ -28,7 +32,7 @@ def test_spc_until_at_2359_takes_the_whole_minute_and_the_baseline_is_set_on_the
     assert asked["until"] == iso(f"{day(2)}T00:00"), asked
     assert asked["baseline_since"] == iso(f"{day(-1)}T00:00") and asked["baseline_until"] == iso(f"{day(2)}T00:00")
     expect(page.locator("#p-chart-baseline")).to_contain_text("centre from the baseline")
-    expect(page.locator("#p-chart-baseline")).to_contain_text("NG parts of 1")
+    expect(page.locator("#p-chart-baseline")).to_contain_text("NG parts of 61")
     # the drift chart's lines say they are scores, and its dashed line is named
     legend = page.locator("#scores svg text")
     for name in ("mean score", "median score", "95th percentile score", "baseline mean (dashed)"):

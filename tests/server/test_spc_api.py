@@ -122,7 +122,7 @@ def test_p_chart_by_lot_and_csv(spc_station):
         assert 'filename="lineguard-p-chart-lot-20261129T0000Z-20261201T0000Z.csv"' in \
             r.headers["content-disposition"]
         rows = list(csv.reader(io.StringIO(_sheet(r))))
-        assert rows[0] == ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"]
+        assert rows[0] == ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules", "ng"]
         assert [row[0] for row in rows[1:]] == ["'=1+2", "LOT-0", "LOT-1", "LOT-2"]    # shown, never run
         assert float(rows[2][4]) == pytest.approx(0.1)
 

@@ -53,33 +53,44 @@ def _scope(row: Any) -> tuple:
     return (row.kind, row.since, row.until, row.line, folded(row.station.strip()), row.product)
 
 
-def _revisions(s: Any, rows: list[IssuedReport]) -> dict[int, tuple[int, Optional[int], Optional[int]]]:
-    """(revision, the id it replaces, the id that replaced it) for each of ``rows``: its
-    place among every report issued for its window and scope, in the order issued."""
+def _revisions(s: Any, rows: list[IssuedReport], leaving_out: Optional[int] = None
+               ) -> dict[int, tuple[int, Optional[int], Optional[int], Optional[int]]]:
+    """(revision, the id it replaces, the id that replaced it, the id that stands) for each
+    of ``rows``: its place among every report issued for its window and scope, in the order
+    issued; the one that stands is the newest of them not withdrawn (None: every one is),
+    ``leaving_out`` not counted as one (a report being issued, not kept yet)."""
     if not rows:
         return {}
     # the reports of the same windows (a few a month: people issue them), their scopes compared here
     others = s.execute(select(IssuedReport.id, IssuedReport.kind, IssuedReport.since, IssuedReport.until,
-                              IssuedReport.line, IssuedReport.station, IssuedReport.product)
+                              IssuedReport.line, IssuedReport.station, IssuedReport.product,
+                              IssuedReport.withdrawn_at)
                        .where(IssuedReport.since.in_(sorted({r.since for r in rows}))).order_by(IssuedReport.id)).all()
     chains: dict[tuple, list[int]] = {}
+    withdrawn: set[int] = set()
     for o in others:
         chains.setdefault(_scope(o), []).append(o.id)
+        if o.withdrawn_at is not None:
+            withdrawn.add(o.id)
     out = {}
     for r in rows:
         ids = chains[_scope(r)]
         i = ids.index(r.id)
-        out[r.id] = (i + 1, ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None)
+        standing = next((x for x in reversed(ids) if x not in withdrawn and x != leaving_out), None)
+        out[r.id] = (i + 1, ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None, standing)
     return out
 
 
-def _header(row: IssuedReport, revision: tuple[int, Optional[int], Optional[int]]) -> dict[str, Any]:
+def _header(row: IssuedReport, revision: tuple[int, Optional[int], Optional[int], Optional[int]]) -> dict[str, Any]:
     withdrawn = None if row.withdrawn_at is None else {
         "by": row.withdrawn_by, "at": iso_utc(row.withdrawn_at), "reason": row.withdrawn_reason}
+    # "standing": the revision to send, which "replaced_by" is not when it was withdrawn too (a
+    # withdrawn #1's workbook said "replaced by #2: send that one" of a #2 withdrawn as well)
     return {"id": row.id, "kind": row.kind, "since": iso_utc(row.since), "until": iso_utc(row.until),
             "line": row.line or None, "station": row.station or None, "product": row.product or None,
             "issued_by": row.issued_by, "issued_at": iso_utc(row.issued_at), "note": row.note,
-            "revision": revision[0], "replaces": revision[1], "replaced_by": revision[2], "withdrawn": withdrawn}
+            "revision": revision[0], "replaces": revision[1], "replaced_by": revision[2], "withdrawn": withdrawn,
+            "standing": revision[3]}
 
 
 def _scope_words(w: dict[str, Any]) -> str:
@@ -135,8 +146,9 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
         s.flush()
         revision = _revisions(s, [row])[row.id]
         if revision_meant is not None and revision[0] != revision_meant:
-            standing = s.get(IssuedReport, revision[1]) if revision[1] is not None else None
-            raise _issued_since(w, revision, revision_meant, standing)
+            last = s.get(IssuedReport, revision[1]) if revision[1] is not None else None
+            stands = _revisions(s, [row], leaving_out=row.id)[row.id][3]
+            raise _issued_since(w, revision, revision_meant, last, s.get(IssuedReport, stands) if stands else None)
         # in the change log with the report, in its transaction: a quality system asks who
         # sent what to the customer (or handed what over to the next shift), and when
         audit.record(s, "report.signed" if kind == "shift" else "report.issued", _subject(kind, w), issued_by,
@@ -145,20 +157,32 @@ def issue(db: Database, report: dict[str, Any], issued_by: Optional[str], note: 
         return _header(row, revision)
 
 
-def _issued_since(w: dict[str, Any], revision: tuple[int, Optional[int], Optional[int]], meant: int,
-                  standing: Optional[IssuedReport]) -> Conflict:
-    """The refusal of a revision not meant: the report that stands for the window, and how
-    to replace it if that is what is wanted."""
+def _issued_since(w: dict[str, Any], revision: tuple[int, Optional[int], Optional[int], Optional[int]], meant: int,
+                  last: Optional[IssuedReport], stands: Optional[IssuedReport]) -> Conflict:
+    """The refusal of a revision not meant: the report issued last for the window (``last``),
+    whether it stands or was withdrawn, the newest that stands (``stands``: None, every one
+    was withdrawn), and how to issue the next revision if that is what is wanted."""
     what = f"{_days(w)} ({_scope_words(w)})"
-    if standing is None:     # meant a later revision than the window has: nothing stands to replace
+    if last is None:     # meant a later revision than the window has: nothing stands to replace
         return Conflict(f"no report of {what} is issued yet, so this would be its revision 1, not {meant}: issue "
-                        "it as revision 1", revision=revision[0], replaces=None)
-    note = f", note \"{standing.note}\"" if standing.note else ", no note"
-    return Conflict(f"report #{standing.id} of {what} was issued already (by {standing.issued_by or 'an open read'} "
-                    f"at {iso_utc(standing.issued_at)}{note}): this would be its revision {revision[0]}, replacing "
+                        "it as revision 1", revision=revision[0], replaces=None, withdrawn=False, stands=None)
+    note = f", note \"{last.note}\"" if last.note else ", no note"
+    issued = f"report #{last.id} of {what} was issued already (by {last.issued_by or 'an open read'} " \
+             f"at {iso_utc(last.issued_at)}{note})"
+    if last.withdrawn_at is not None:
+        # "replacing #2" of a #2 withdrawn read as if #2 were what the customer has, and the
+        # page asked "replacing #2?"; what stands is said, or that none does
+        now = (f"report #{stands.id} (issued at {iso_utc(stands.issued_at)}) still stands and this would "
+               "replace it" if stands is not None else f"no report of {what} stands, so this replaces none")
+        return Conflict(f"{issued} and withdrawn (by {last.withdrawn_by or 'an open read'} at "
+                        f"{iso_utc(last.withdrawn_at)}: {last.withdrawn_reason}): {now}. It would be revision "
+                        f"{revision[0]}, not {meant}; nothing was issued. To send the report, issue it as revision "
+                        f"{revision[0]}", revision=revision[0], replaces=last.id, withdrawn=True,
+                        stands=stands.id if stands is not None else None)
+    return Conflict(f"{issued}: this would be its revision {revision[0]}, replacing "
                     f"it, not revision {meant}; nothing was issued. To send a corrected report, issue it as revision "
                     f"{revision[0]} (its note is not carried over: write it again)",
-                    revision=revision[0], replaces=standing.id)
+                    revision=revision[0], replaces=last.id, withdrawn=False, stands=last.id)
 
 
 def withdraw(db: Database, report_id: int, by: Optional[str], reason: str) -> dict[str, Any]:

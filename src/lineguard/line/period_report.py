@@ -625,6 +625,13 @@ def period_report(db: Database, since: Optional[dt.datetime], until: Optional[dt
                    "station_host": station_host, "lineguard_version": version, "made_at": iso_utc(now),
                    "made_by": made_by,
                    # a month issued before it ended read as the whole month to the customer
+                   # since alone stops at today's 00:00 (whole plant days: the same window all day, so
+                   # a second issue of it is its next revision), and says so: the p-chart over the same
+                   # since counted today's parts too, and the report's 66 beside its 69 was unexplained
+                   "today_left_out": (f"until today's 00:00 ({clock(t1)}, {getattr(zone, 'key', str(zone))}): no "
+                                      "until was given and the report holds whole plant days, so today's parts are "
+                                      f"not in it; send until={local(t1)[:10]} for today so far")
+                   if until is None and since is not None and t1 < now else None,
                    "still_running": None if t1 <= now else
                    f"the window runs until {clock(t1)}: made at {clock(now)} ({getattr(zone, 'key', str(zone))}), "
                    "this report leaves out the parts still to come",
@@ -690,10 +697,14 @@ def sheets(report: dict[str, Any], timezone: Optional[str],
                    ["note", report["text"]]]
     # .get: a report issued before the window said whether it was still running
     window_rows += [["window", w["still_running"]]] if w.get("still_running") else []
+    window_rows += [["window", w["today_left_out"]]] if w.get("today_left_out") else []
     window_rows += [["records", w["records_incomplete"]]] if w["records_incomplete"] else []
     window_rows += _issued_rows(issued, zone)
     summary_head = ["line", "parts judged", "OK", "NG", "REVIEW", "NG " + _SHARE,
-                    "good parts scrapped " + _SHARE, "good parts scrapped (k)", "good parts made (n)", "estimate",
+                    "good parts scrapped " + _SHARE, "good parts scrapped (k)",
+                    # n is estimated too while NG parts wait (every part less the NG taken as defects at
+                    # the reviewed ones' share): 103.57 read as a count under "(n)"
+                    "good parts made (n; estimated where estimate is TRUE)", "estimate",
                     "rejected parts reviewed good " + _SHARE, "NG reviewed good (k)", "NG reviewed (n)",
                     "passed parts defective, audit " + _SHARE, "audited defects (k)", "audited OK reviewed (n)",
                     "one-sided upper bound " + _SHARE, "audited parts needed for the target",
@@ -780,7 +791,17 @@ def _issued_rows(issued: Optional[dict[str, Any]], zone: dt.tzinfo) -> list[list
     if issued["replaces"]:
         rows.append(["replaces issued report", f"#{issued['replaces']}"])
     if issued["replaced_by"]:
-        rows.append(["replaced by issued report", f"#{issued['replaced_by']} (a later revision: send that one)"])
+        # the revision to send is the newest not withdrawn: "send #2" of a #2 withdrawn too
+        # sent the customer a report taken back. "standing" .get: a header made before it
+        stands, rb = issued.get("standing", issued["replaced_by"]), issued["replaced_by"]
+        rows.append(["replaced by issued report",
+                     f"#{rb} (a later revision: send that one)" if stands == rb else
+                     f"#{rb}; the revision that stands (the newest not withdrawn) is #{stands}: send that one"
+                     if stands is not None and stands > issued["id"] else
+                     f"#{rb}, withdrawn, as every later revision: "
+                     + ("this report is the one that stands" if stands == issued["id"] else
+                        f"#{stands}, an earlier revision, still stands" if stands is not None else
+                        "no revision of this window stands; to send its report, issue a new revision")])
     if issued["withdrawn"]:
         wd = issued["withdrawn"]
         rows += [["WITHDRAWN", wd["reason"]], ["withdrawn at", _parse(wd["at"], zone)], ["withdrawn by", wd["by"] or ""]]

@@ -139,6 +139,14 @@ def reference_centre(ng: int, parts: int) -> float:
     return ng / parts if ng else 0.5 / parts
 
 
+# the fewest parts a reference period (baseline_since/until) must hold to set a centre line:
+# a centre from a handful of parts is that handful's luck. One OK part set it at 50 % by the
+# half-NG-part rule (two: 25 %), every upper limit at 100 %, and a line at 17 % NG read as
+# "better than baseline". Not n·p̄ ≥ 5, the normal curve's rule: the limits here are the
+# binomial's own, and an NG-free baseline's n·p̄ is 0.5 however long it ran.
+MIN_REFERENCE_PARTS = 50
+
+
 # the chance a normal curve leaves beyond 3 sigma on one side: each side's limit
 BEYOND = 0.0013498980316301
 

@@ -308,6 +308,22 @@ class Scope:
                             product=self.product)
 
 
+def _plant_span(t0: dt.datetime, t1: dt.datetime, zone: Optional[dt.tzinfo]) -> str:
+    """[t0, t1) on the plant's clocks as a refusal says it: its days, the last one included
+    ("2026-08-01 to 2026-08-31"), when both edges fall at the plant's 00:00, else its
+    times with the zone. A baseline of August in Berlin was said as "2026-07-31T22:00:00Z
+    to 2026-08-31T22:00:00Z", where the other refusals say the days typed."""
+    if zone is None:
+        return f"{_iso(t0)} to {_iso(t1)}"
+    try:
+        a, b = (t.replace(tzinfo=dt.timezone.utc).astimezone(zone) for t in (t0, t1))
+    except (OverflowError, ValueError):     # at the calendar's very edge: UTC then
+        return f"{_iso(t0)} to {_iso(t1)}"
+    if a.time() == b.time() == dt.time(0):
+        return f"{a.date().isoformat()} to {(b - dt.timedelta(days=1)).date().isoformat()}"
+    return f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M} ({getattr(zone, 'key', str(zone))})"
+
+
 def _baseline_window(station: Station, where: Scope, since: Optional[str], until: Optional[str],
                      otherwise: str) -> Optional[tuple[dt.datetime, dt.datetime, Filters]]:
     """A reference window's (start, end, filters over the records kept) from
@@ -352,7 +368,9 @@ def p_chart(where: Scope = Depends(scope),
             baseline_since: Optional[str] = Query(None, max_length=TIME_TEXT, description="with baseline_until: a "
                                                   "reference window (e.g. a good month) whose NG share is the "
                                                   "centre line, instead of the window drawn, which holds any "
-                                                  "excursion it shows; " + SINCE_HELP),
+                                                  "excursion it shows; it must hold at least "
+                                                  f"{spc.MIN_REFERENCE_PARTS} parts judged (fewer: 422); "
+                                                  + SINCE_HELP),
             baseline_until: Optional[str] = Query(None, max_length=TIME_TEXT, description=UNTIL_HELP),
             station: Station = Depends(get_station), _r: Any = Depends(reader)) -> Any:
     window = _baseline_window(station, where, baseline_since, baseline_until,
@@ -371,10 +389,20 @@ def p_chart(where: Scope = Depends(scope),
                                  f"kept ({_iso(where.kept_since)}: the record keeper deleted the parts before it that "
                                  "no one reviewed), and what is kept of it holds no part judged: choose a baseline "
                                  f"after {_iso(where.kept_since)}")
+        span = _plant_span(bf.since, b1, where.zone)     # the plant's days, as the other refusals say them
         if not b_parts:
-            raise InvalidRequest(f"the baseline window ({_iso(bf.since)} to {_iso(b1)}) holds no part judged"
+            raise InvalidRequest(f"the baseline window ({span}) holds no part judged"
                                  + (" with a lot" if by == "lot" else "") + ": no centre line can be set from it; "
                                  "choose a window when the line ran")
+        if b_parts < spc.MIN_REFERENCE_PARTS:
+            # refused, not drawn with a warning: every limit and rule of the chart comes from
+            # this centre, so a chart centred on a handful of parts has nothing right to show
+            raise InvalidRequest(f"the baseline window ({span}) holds {b_parts} part(s) judged"
+                                 + (" with a lot" if by == "lot" else "") + f" ({b_ng} NG): a centre line needs at "
+                                 f"least {spc.MIN_REFERENCE_PARTS} (from {b_parts} it would be "
+                                 f"{spc.reference_centre(b_ng, b_parts):.1%}, that handful's luck); choose a longer "
+                                 "baseline window, or leave baseline_since/baseline_until out to centre on the window "
+                                 "drawn", baseline_parts=b_parts, parts_needed=spc.MIN_REFERENCE_PARTS)
         centre = spc.reference_centre(b_ng, b_parts)
         baseline = {"from": "baseline_since/until", "since": _iso(bf.since), "until": _iso(b1), "parts": b_parts,
                     "ng": b_ng}
@@ -383,10 +411,12 @@ def p_chart(where: Scope = Depends(scope),
         baseline = {"from": "window", "since": _iso(t0), "until": _iso(t1), "parts": sum(p.n for p in chart.points),
                     "ng": sum(p.defects for p in chart.points)}
     if format == "csv":
+        # "ng" at the end, beside "defects" (the same count, its older name): a sheet that
+        # reads the columns by position finds the others where they were
         return _csv(f"lineguard-p-chart-{by}-{_stamp(t0)}-{_stamp(t1)}",
-                    ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules"],
+                    ["label", "start", "n", "defects", "p", "ucl", "lcl", "centre", "z", "rules", "ng"],
                     [[p.label, _iso(p.start), p.n, p.defects, p.p, p.ucl, p.lcl, chart.centre,
-                      _num(p.z), " ".join(map(str, p.rules))] for p in chart.points])
+                      _num(p.z), " ".join(map(str, p.rules)), p.defects] for p in chart.points])
     ng = sum(p.defects for p in chart.points)
     # "ng": NG verdicts (a false reject counts); "defects", the same, is kept for the clients
     # that read it, though the Pareto's "defects" are reviewed defects

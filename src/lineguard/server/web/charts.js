@@ -295,13 +295,16 @@ LG.chart = (() => {
     return root;
   }
 
-  // a rate with its confidence interval, on 0..max
+  // a rate with its confidence interval, on 0..max: opts.max, one scale for the rates shown
+  // together (each drawn on its own, 8.95 % sat at 83 % of its bar beside 46.67 % at 53 %),
+  // its ends labelled so the bar reads as a scale
   function interval(r, opts = {}) {
-    const width = opts.width || 360, height = 30;
-    const max = Math.max(r.hi || 0, r.rate || 0, 0.01) * 1.2;
-    const X = (v) => 6 + (v / max) * (width - 12);
+    const width = opts.width || 360, height = 42;
+    const max = opts.max || Math.max(r.hi || 0, r.rate || 0, 0.01) * 1.2;
+    const X = (v) => 6 + (Math.min(v, max) / max) * (width - 12);
     const root = svg("svg", {class: "chart interval", viewBox: `0 0 ${width} ${height}`, role: "img",
-      "aria-label": "rate with confidence interval"});
+      "aria-label": `rate with confidence interval, on a scale of 0 to ${scalePct(max)}`,
+      "data-scale-max": String(max)});
     root.appendChild(svg("line", {x1: X(0), x2: X(max), y1: 15, y2: 15, stroke: "#e3e8ee", "stroke-width": 8}));
     if (r.lo !== null && r.lo !== undefined && r.hi !== null && r.hi !== undefined) {
       root.appendChild(svg("line", {x1: X(r.lo), x2: X(r.hi), y1: 15, y2: 15, stroke: "#1d4f91", "stroke-width": 8}));
@@ -309,7 +312,20 @@ LG.chart = (() => {
     if (r.rate !== null && r.rate !== undefined) {
       root.appendChild(svg("circle", {cx: X(r.rate), cy: 15, r: 6, fill: "#fff", stroke: "#1b2430", "stroke-width": 2}));
     }
+    root.appendChild(svg("text", {x: X(0), y: 38, "text-anchor": "start", fill: "#5b6573", class: "scale-label"},
+      "0 %"));
+    root.appendChild(svg("text", {x: X(max), y: 38, "text-anchor": "end", fill: "#5b6573", class: "scale-label"},
+      scalePct(max)));
     return root;
+  }
+  // a scale's end as a share: 2 digits at most ("12 %", "0.6 %", "0.06 %")
+  function scalePct(v) {
+    const p = v * 100;
+    return `${p >= 10 ? p.toFixed(0) : p >= 1 ? p.toFixed(1) : p.toPrecision(1)} %`;
+  }
+  // the one scale for several rates: the widest interval's end (or rate), and a fifth more
+  function intervalScale(rates) {
+    return Math.max(0.01, ...rates.filter(Boolean).map((r) => Math.max(r.hi || 0, r.rate || 0))) * 1.2;
   }
 
   // Pareto: reviewed defects by type, biggest first, each bar split by how the model
@@ -459,5 +475,5 @@ LG.chart = (() => {
     return holder;
   }
 
-  return {pchart, lines, histogram, scoreBar, fittedScoreBar, interval, pareto, defectMap, fit};
+  return {pchart, lines, histogram, scoreBar, fittedScoreBar, interval, intervalScale, pareto, defectMap, fit};
 })();

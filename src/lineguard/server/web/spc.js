@@ -225,9 +225,12 @@ LG.start(async (main) => {
       // older records are not all kept: counting them would overstate the share
       gsText += ` · counted from ${LG.when(gs.counted_since)}, the oldest records kept`;
     }
+    // one scale for the four rates: each on its own drew 8.95 % longer than 46.67 % beside it
+    const scale = LG.chart.intervalScale([gs.rate !== null && gs.rate !== undefined ? gs : null,
+      ...["false_reject", "escape_audit", "escape"].map((k) => (rr[k] && rr[k].n ? rr[k] : null))]);
     rEl.appendChild(h("div", {class: "row", dataset: {rate: "good_scrapped"}}, h("div", {class: "grow"},
       h("b", {}, "Good parts scrapped"), h("div", {}, gsText)),
-    h("div", {class: "grow"}, gs.rate !== null && gs.rate !== undefined ? LG.chart.interval(gs) : null)));
+    h("div", {class: "grow"}, gs.rate !== null && gs.rate !== undefined ? LG.chart.interval(gs, {max: scale}) : null)));
     for (const [key, title, counted, none] of [
       ["false_reject", "Rejected parts reviewed good (share of NG parts, not of good parts)",
         (r) => `${r.k} of ${r.n} NG parts reviewed were called good`, "no NG part reviewed yet"],
@@ -244,7 +247,7 @@ LG.start(async (main) => {
       const r = rr[key] || {};
       rEl.appendChild(h("div", {class: "row", dataset: {rate: key}}, h("div", {class: "grow"}, h("b", {}, title),
         h("div", {}, r.n ? `${counted(r)}: ${pct(r.rate, 2)} (${pct(r.lo, 2)} – ${pct(r.hi, 2)})` : none)),
-      h("div", {class: "grow"}, r.n ? LG.chart.interval(r) : null)));
+      h("div", {class: "grow"}, r.n ? LG.chart.interval(r, {max: scale}) : null)));
       if (key === "escape_audit" && r.needed) rEl.appendChild(auditNeeded(r, rr.confidence));
     }
     const band = rr.review_band || {};
@@ -355,6 +358,11 @@ LG.start(async (main) => {
     const parts = [`#${r.id}, revision ${r.revision}`];
     if (r.replaces) parts.push(`replaces #${r.replaces}`);
     if (r.replaced_by) parts.push(`replaced by #${r.replaced_by}`);
+    // the revision to send, where the one after this was withdrawn too (or replaced again)
+    if (r.replaced_by && r.standing !== undefined && r.standing !== r.replaced_by) {
+      parts.push(r.standing === null ? "no revision stands (all withdrawn)" : r.standing === r.id
+        ? "this one stands (those after it withdrawn)" : `#${r.standing} stands`);
+    }
     const out = [h("span", {}, parts.join(" · "))];
     if (r.withdrawn) {
       out.push(h("br"), h("strong", {class: "error"}, "WITHDRAWN"),
@@ -383,9 +391,14 @@ LG.start(async (main) => {
     } catch (err) {
       const said = err && err.status === 409 && err.body && err.body.error;
       if (!said || !said.replaces) throw err;
-      if (!confirm(`${said.message}.\n\nIssue revision ${said.revision}, replacing #${said.replaces}?`
+      // the last one issued withdrawn: "replacing #2" read as if #2 still stood; what stands said
+      const replacing = !said.withdrawn ? `replacing #${said.replaces}`
+        : said.stands ? `#${said.replaces} was withdrawn; this replaces #${said.stands}, which still stands`
+          : `#${said.replaces} was withdrawn and no report of this window stands: this replaces none`;
+      if (!confirm(`${said.message}.\n\nIssue revision ${said.revision}? (${replacing})`
         + (issueNote.value.trim() ? "" : " Its note is empty."))) {
-        LG.say(`Not issued: report #${said.replaces} stands for this window.`);
+        LG.say(said.withdrawn && !said.stands ? "Not issued: no report stands for this window (every one issued "
+          + "was withdrawn)." : `Not issued: report #${said.stands || said.replaces} stands for this window.`);
         return;
       }
       got = await send(said.revision);
