@@ -350,22 +350,37 @@ def _learned_words(insp: "Inspector") -> str:
 GOOD_PHOTOS_ADVISED = 30
 
 
-def _say_photo_set(insp: "Inspector", false_reject_rate: float) -> None:
+def _say_photo_set(insp: "Inspector", false_reject_rate: float, output: Optional[Path] = None) -> None:
     """What the good photos as a whole call for (stderr): photos of several shapes learnt
     as one model (vision.photo_check.learn_aspect), and fewer different photos than README
-    step 1 asks for (copies of one photo count once)."""
+    step 1 asks for (copies of one photo count once). ``output``: the model written, beside
+    which the photos of the other shapes are listed when too many to name."""
     from ..vision.inspector import LEARNT_PHOTOS
     from ..vision.photo_check import shape_said, shapes_said
+
+    def _shape_short(s: dict) -> str:     # "4:3" for a camera's frame, "width/height 0.60-1.03" for crops
+        lo, hi = s["range"]
+        return f"width/height {lo:.2f}-{hi:.2f}" if hi > lo * 1.01 else shape_said(*s["size"])
     shapes = (insp.info.get("photo_aspect") or {}).get("shapes") or []
+    listed = None
+    if output is not None:
+        main = max(shapes, key=lambda s: s["n"]) if shapes else None
+        listed = _write_shapes_list(output, [(_shape_short(s), s.get("photos") or [])
+                                             for s in shapes if s is not main])
     if shapes:
         # half 128 x 128 and half 256 x 192 were learnt in silence: half stretched, and a
         # camera switched between the two shapes no longer named by the photo check
         h, w = insp.preprocess.input_hw
         fitted = "padded" if insp.preprocess.resize == "pad" else "stretched"
         main = max(shapes, key=lambda s: s["n"])
-        odd = "; ".join(f"{shape_said(*s['size'])}: {', '.join(s['photos'])}" + (" ..." if s["n"] > len(s["photos"])
-                                                                               else "")
+        # every photo to move, up to SKIPPED_SHOWN; past it a few of each shape and the
+        # whole list in a file beside the model ("5 of 11 ..." left the user no way to the rest)
+        many = sum(len(s.get("photos") or []) for s in shapes if s is not main) > SKIPPED_SHOWN
+        odd = "; ".join(f"{_shape_short(s)}: " + (_few(s["photos"]) if many else ", ".join(s["photos"]))
+                        + (" ..." if s["n"] > len(s["photos"]) else "")
                         for s in shapes if s is not main and s.get("photos"))
+        if odd and many and listed:
+            odd += f"; every one listed in {listed}"
         note("warning", f"the good photos have {len(shapes)} shapes, {shapes_said(insp.info['photo_aspect'])}: two "
                         f"cameras, or a camera setting changed while they were taken? All were learnt as one model, "
                         f"{fitted} to one input of {h}x{w}, so a part looks different in each shape, and a camera "
@@ -432,6 +447,40 @@ def _write_skipped_list(output: Path, rows: list[str]) -> Optional[Path]:
         atomic_write_bytes(path, ("\n".join([_SKIPPED_HEADER, *rows]) + "\n").encode("utf-8"))
     except OSError as exc:
         note("note", f"{path}: cannot write the list of skipped files ({exc.strerror or exc})")
+        return None
+    return path
+
+
+_SHAPES_HEADER = "# lineguard train: good photos of other shapes than most (move them out, or train them apart)"
+
+
+def shapes_list_path(output: Path) -> Path:
+    """Where train lists every good photo of a shape other than most's, when too many to
+    name: beside the model, named after it (cell.lgm: cell.other-shapes.txt)."""
+    return output.with_name(f"{output.stem}.other-shapes.txt")
+
+
+def _write_shapes_list(output: Path, groups: list[tuple[str, list[str]]]) -> Optional[Path]:
+    """Every good photo of the other shapes (``groups``: each shape as said, its photos), a
+    line each ("PHOTO: SHAPE"), beside the model when there are more than SKIPPED_SHOWN
+    (temp file, rename: never a half list); else a list an earlier train left there is
+    taken away, so it is never read as this run's. The path written, or None."""
+    from ..vision.atomic import atomic_write_bytes
+    path = shapes_list_path(output)
+    rows = [f"{photo}: {said}" for said, photos in groups for photo in photos]
+    if len(rows) <= SKIPPED_SHOWN:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                ours = fh.readline().rstrip("\n") == _SHAPES_HEADER
+            if ours:        # only a list train wrote: never a file of the user's by that name
+                path.unlink()
+        except (OSError, UnicodeDecodeError):
+            pass
+        return None
+    try:
+        atomic_write_bytes(path, ("\n".join([_SHAPES_HEADER, *rows]) + "\n").encode("utf-8"))
+    except OSError as exc:
+        note("note", f"{path}: cannot write the list of photos of other shapes ({exc.strerror or exc})")
         return None
     return path
 
@@ -668,7 +717,7 @@ def train(good: tuple[Path, ...], output: Path, detector: str, false_reject_rate
             counted = f" ({r['escapes']} of {r['n_defect']} judged OK{_caught_at_review(r)})" if "escapes" in r else ""
             say(f"on the defect images: escape rate {r['escape_rate']:.2%} at this threshold{counted}; "
                 f"F1-optimal threshold {c['f1_threshold']:.4f} (F1 {c['f1']:.3f})")
-    _say_photo_set(insp, false_reject_rate)
+    _say_photo_set(insp, false_reject_rate, output)
     if insp.info.get("skipped"):
         raise SystemExit(1)
 
@@ -1128,14 +1177,21 @@ def _summary(d: dict) -> list[str]:
         said += (", chosen by F1 on the good and defect photos given at training, with no false-reject promise"
                  + (f" (it judged {_pct(measured)} of those good parts NG)" if measured is not None else ""))
     elif cal.get("target_false_reject_rate") is not None:
-        said += f", set for {_pct(cal['target_false_reject_rate'])} false rejects"
-        if cal.get("false_reject_rate_upper_90") is not None:
+        # in train's words (calibration.promise_text): "at most 4.5% with 90% confidence"
+        # alone hid what the threshold guarantees, and with too few parts (--holdout 0.2)
+        # "set for 1%" was said of a threshold that guarantees 9.09% on average
+        said += f", set for a target of {_share(float(cal['target_false_reject_rate']))} false rejects"
+        if cal.get("guaranteed_false_reject_rate") is not None:
+            said += f" ({_promise(cal)})"
+        elif cal.get("false_reject_rate_upper_90") is not None:     # a record without the average bound
             said += f" (at most {_pct(cal['false_reject_rate_upper_90'])} with 90% confidence)"
     if isinstance(review, (int, float)) and isinstance(thr, (int, float)) and review < thr:
         said += f"; review band from {review:.4g} ({_pct(cal.get('review_rate'))} of good parts to REVIEW)"
     else:
         said += "; no review band"
     out.append((f"learnt from {learnt} good photo(s); " if learnt is not None else "") + said)
+    if cal.get("strategy") != "f1" and cal.get("note"):
+        out.append(f"note: {cal['note']}")      # as train says it: e.g. too few parts for the target
     odd, suspects = info.get("photo_odd") or [], info.get("suspect_good") or []
     if odd or suspects:
         out.append(f"look at: {len(odd)} photo(s) unlike the others and {len(suspects)} scoring far above them "

@@ -381,6 +381,19 @@ def shape_said(w: int, h: int) -> str:
 # before) are now shapes of their own, kept apart (``shapes``), and train says so. Under it
 # one range: crops of a region a few % apart, and 4:3 beside 5:4 (6.7%) as before.
 SHAPE_GAP = 0.10
+# ... but only where every shape so found is tight (its own width/heights within SHAPE_GAP:
+# a camera's fixed frame). Photos cropped at many sizes vary continuously, and among a few
+# dozen of them gaps over 10% come by chance: 50 magnetic-tile crops (width/height 0.4-2.5)
+# were cut into 4 "shapes" and 10% of the good test tiles, falling between them, went to
+# REVIEW as "another camera". Where a shape is wide, a gap parts two shapes only when it is
+# past WIDE_SHAPE_GAP and past what chance leaves between that many photos spread evenly
+# (log scale) over their width/heights once in SHAPE_CHANCE. Simulated, n such photos of
+# width/height 0.5-2 or 0.36-2.6 were split by chance 1-4% of the time at n = 20, 0.2% at
+# 30, never from 50 up; random draws of 30-200 magnetic-tile crops were split in 0-2 of 20
+# (every one before), while a camera of a fixed 2:1 frame beside crops of 0.9-1.1 is still a
+# shape of its own (one of 4:3 beside them, 21% off, is not: within the crops' one range).
+WIDE_SHAPE_GAP = 0.5
+SHAPE_CHANCE = 0.001
 
 
 def _most_common(sizes: list[tuple[int, int]]) -> list[int]:
@@ -391,35 +404,80 @@ def _most_common(sizes: list[tuple[int, int]]) -> list[int]:
     return [int(common[0]), int(common[1])]
 
 
+def _split_at(ratios: list[float], order: list[int], gap: float) -> list[list[int]]:
+    """``order`` (indices of ``ratios``, ascending) cut wherever a width/height is more
+    than ``gap`` past the one before."""
+    sets = [[order[0]]]
+    for i in order[1:]:
+        if ratios[i] > ratios[sets[-1][-1]] * (1 + gap):
+            sets.append([i])
+        else:
+            sets[-1].append(i)
+    return sets
+
+
+def _tight(lo: float, hi: float) -> bool:
+    """A camera's fixed frame (or crops of one region): width/heights within SHAPE_GAP."""
+    return hi <= lo * (1 + SHAPE_GAP) + 1e-12
+
+
+def chance_gap(n: int, lo: float, hi: float) -> float:
+    """The widest gap (a share, as SHAPE_GAP) that ``n`` width/heights spread evenly on a
+    log scale over ``lo``-``hi`` leave by chance once in SHAPE_CHANCE: the largest of n - 1
+    uniform spacings passes a share x of the span with chance at most (n - 1)(1 - x)^(n - 2)."""
+    if n < 3 or hi <= lo:
+        return 0.0
+    x = 1 - (SHAPE_CHANCE / (n - 1)) ** (1 / (n - 2))
+    return math.exp(x * math.log(hi / lo)) - 1
+
+
 def learn_aspect(sizes: list[tuple[int, int]], names: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
     """The good photos' shapes (``sizes``: (width, height) each, :func:`seen_size`):
     ``range`` [lowest, highest] width/height, ``size`` the most common [width, height]
-    (what a part's message names); with photos of several shapes (SHAPE_GAP) also
-    ``shapes``, one {range, size, n, photos (a few of ``names``)} each, narrowest first: a
-    photo is then of the good photos' shape when it is of one of them. None without photos."""
+    (what a part's message names); with photos of several shapes (SHAPE_GAP between tight
+    shapes; WIDE_SHAPE_GAP and chance where one is wide) also ``shapes``, one {range, size,
+    n, photos} each, narrowest first: a photo is then of the good photos' shape when it is
+    of one of them. ``photos``: every one of ``names`` in a shape other than the largest
+    (the photos train asks to move out: all of them, not a few), a few of the largest's.
+    None without photos."""
     if not sizes:
         return None
     ratios = [w / max(h, 1) for w, h in sizes]
     learnt: dict[str, Any] = {"range": [round(min(ratios), 5), round(max(ratios), 5)], "size": _most_common(sizes)}
     order = sorted(range(len(sizes)), key=lambda i: ratios[i])
-    sets = [[order[0]]]
-    for i in order[1:]:
-        if ratios[i] > ratios[sets[-1][-1]] * (1 + SHAPE_GAP):
-            sets.append([i])
-        else:
-            sets[-1].append(i)
+    sets = _split_at(ratios, order, SHAPE_GAP)
+    if not all(_tight(ratios[s[0]], ratios[s[-1]]) for s in sets):
+        # crops varying continuously: only a gap chance hardly leaves parts two shapes
+        sets = _split_at(ratios, order, max(WIDE_SHAPE_GAP, chance_gap(len(ratios), min(ratios), max(ratios))))
     if len(sets) > 1:       # one shape: the range alone, as models from before keep it
+        main = max(range(len(sets)), key=lambda k: len(sets[k]))
         learnt["shapes"] = [{"range": [round(ratios[s[0]], 5), round(ratios[s[-1]], 5)],
                              "size": _most_common([sizes[i] for i in s]), "n": len(s),
-                             "photos": [str(names[i]) for i in sorted(s)[:5]] if names else []} for s in sets]
+                             "photos": ([str(names[i]) for i in sorted(s)[:5 if k == main else None]]
+                                        if names else [])} for k, s in enumerate(sets)]
     return learnt
+
+
+def shape_group_said(shape: dict[str, Any]) -> str:
+    """One of the good photos' shapes as a person reads it: a fixed frame by its most common
+    size, "256 x 192 (4:3)"; crops of many shapes by their range, "width/height 0.60-1.03"
+    (their most common size named a group of 0.60 to 1.03 "0.60:1")."""
+    lo, hi = shape["range"]
+    if hi > lo * 1.01:
+        return f"width/height {lo:.2f}-{hi:.2f}"
+    w, h = shape["size"]
+    return f"{w} x {h} ({shape_said(w, h)})"
 
 
 def shapes_said(photo_aspect: Optional[dict[str, Any]]) -> str:
     """The good photos' shapes as train names them, e.g. "1:1 x20 (128 x 128), 4:3 x20 (256 x
-    192)"; "" for one shape (or a model from before)."""
-    return ", ".join(f"{shape_said(*s['size'])} x{s['n']} ({s['size'][0]} x {s['size'][1]})"
-                     for s in (photo_aspect or {}).get("shapes") or [])
+    192)", a wide one "x34 of width/height 0.60-1.03"; "" for one shape (or a model from before)."""
+    said = []
+    for s in (photo_aspect or {}).get("shapes") or []:
+        lo, hi = s["range"]
+        said.append(f"x{s['n']} of {shape_group_said(s)}" if hi > lo * 1.01 else
+                    f"{shape_said(*s['size'])} x{s['n']} ({s['size'][0]} x {s['size'][1]})")
+    return ", ".join(said)
 
 
 def shape_doubted(w: int, h: int, photo_aspect: Optional[dict[str, Any]]) -> bool:
@@ -453,7 +511,7 @@ def aspect_issues(geo: Any, photo_aspect: Optional[dict[str, Any]]) -> list[str]
         photo = f"photo {pw} x {ph}, its window {w} x {h}"
     if shapes:
         return [f"{photo} ({shape_said(w, h)}); the model learnt from "
-                + " and ".join(f"{s['size'][0]} x {s['size'][1]} ({shape_said(*s['size'])})" for s in shapes)
+                + " and ".join(shape_group_said(s) for s in shapes)
                 + ": another camera or its settings changed"]
     tw, th = photo_aspect.get("size") or (0, 0)
     learnt = shape_said(tw, th) if tw and th else f"{lo:.2f}:1"
