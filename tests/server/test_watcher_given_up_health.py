@@ -58,6 +58,10 @@ def test_a_file_given_up_by_a_local_watcher_is_on_health(tmp_path):
     [shown] = body["watchers"]
     assert shown["watcher"] == "L1/S1" and shown["given_up"] == 1 and shown["given_up_files"] == ["K-0000.png"]
     assert shown["given_up_last"] is not None and shown["via"] == "status file"
+    # and on the operator app's line view (its summary's faults): /health had it, the app not
+    summary = client.get("/api/v1/lines/summary", headers={"X-API-Key": _key})
+    assert summary.status_code == 200, summary.text
+    assert "K-0000.png" in summary.json()["faults"]["watcher L1/S1 given up"]
 
 
 def test_a_file_given_up_by_a_server_watcher_is_kept_from_its_heartbeat_and_on_health(tmp_path):

@@ -827,20 +827,44 @@ def disk_floor_check(min_free_gb: float, data_dir: Path, given_as: str = "--min-
     except OSError:
         return None          # the station's own start says what is wrong with its folder
     total, free = disk.total / GB, disk.free / GB
-    sensible = max(1, min(round(total * 0.05), int(free / 2)))
+    sensible = _floor_advice(total, free)
     if min_free_gb >= total:
         raise ValueError(
-            f"{given_as} {min_free_gb:g} GB is not under the size of the data disk ({where}: {total:.1f} GB in all, "
-            f"{free:.1f} GB free): the station would delete every part image it may, the oldest OK parts' first, "
+            f"{given_as} {min_free_gb:g} GB is not under the size of the data disk ({where}: {_size(total)} in all, "
+            f"{_size(free)} free): the station would delete every part image it may, the oldest OK parts' first, "
             f"then NG and REVIEW parts', and still never have that much free. It is the free space to keep, "
-            f"not the space to use: a few GB under the free space now, e.g. {sensible} GB (the default is 2)")
+            f"not the space to use: under the free space now, e.g. {sensible} GB (the default is 2)")
     if min_free_gb > free:
-        return (f"{given_as} {min_free_gb:g} GB is more than the {free:.1f} GB free on the data disk now ({where}, "
-                f"{total:.1f} GB in all): the station deletes at start the images of the oldest OK parts, then of the "
-                f"oldest NG and REVIEW parts, until {min_free_gb * MARGIN:.1f} GB is free (their records stay; "
+        return (f"{given_as} {min_free_gb:g} GB is more than the {_size(free)} free on the data disk now ({where}, "
+                f"{_size(total)} in all): the station deletes at start the images of the oldest OK parts, then of the "
+                f"oldest NG and REVIEW parts, until {_size(min_free_gb * MARGIN)} is free (their records stay; "
                 f"reviewed parts', the audit sample's and test parts' images never go). Stop it and give a lower "
                 f"floor (e.g. {sensible} GB) if that is not meant")
     return None
+
+
+def _size(gb: float) -> str:
+    """A size given in GB as a person reads it: ``71.5 GB``; under 1 GB in MB (a 20 MB disk was
+    "0.0 GB in all, 0.0 GB free")."""
+    return f"{gb:.1f} GB" if gb >= 1 else f"{gb * 1024:.1f} MB"
+
+
+def _floor_advice(total_gb: float, free_gb: float) -> str:
+    """A floor to advise for a data disk of ``total_gb`` with ``free_gb`` free, as the option is
+    written: 5 % of the disk, at most half the free space, in whole GB where that is 1 or more,
+    else in GB with the decimals it needs (``0.00095``). "1 GB" was advised whatever the disk, so
+    on a 20 MB one the advice was itself refused as not under the disk's size. Always under the
+    disk's size, and under the free space where any is free (then taken without a word)."""
+    whole = min(round(total_gb * 0.05), int(free_gb / 2))
+    if whole >= 1:
+        return str(whole)
+    fits = total_gb * 0.05 if free_gb <= 0 else min(total_gb * 0.05, free_gb / 2)
+    if not fits > 0:
+        return "0"           # no disk to speak of: 0 never deletes images for space
+    # two significant digits, rounded down: the value read back is never above ``fits``
+    digits = max(2, 1 - math.floor(math.log10(fits)))
+    step = 10.0 ** -digits
+    return f"{math.floor(fits / step) * step:.{digits}f}".rstrip("0").rstrip(".")
 
 
 def start_disk_floor(cfg: "StationConfig", option_given: bool,

@@ -57,12 +57,24 @@ MAX_STOPPED = 4096           # stops remembered at most (the oldest go first)
 # is a /health fault this long after the latest, as a sink's refusals are (outbox.REFUSED_SHOWN_S):
 # only the watcher's own status file said it, and a monitor polling /health never learned of it
 GIVEN_UP_SHOWN_S = 600.0
+# A file a watcher refused (moved to failed/ at once: truncated, zero-byte, a 16-bit TIFF the
+# station cannot read, a part id in conflict) is a part not inspected too: a /health fault this
+# long after the latest. Only the watcher's log and its status file's counts.failed said it;
+# /health stayed "ok" and the line view showed nothing. When the latest refusal was is the
+# status's ``refused_last`` where the watcher writes it; else when this station first saw the
+# count grow (a watcher writing only counts.failed; a count already there when the station
+# first read the file is shown, but no fault: when those files failed is unknown).
+REFUSED_SHOWN_S = GIVEN_UP_SHOWN_S
 # One station process keeps the heartbeats (serve runs one); in it, the count against
 # MAX_HEARTBEATS and the write, and the order check and the write, are one step: 400
 # heartbeats at once under new names left 257 files.
 _heartbeats_lock = threading.Lock()
 # heartbeat file -> (pid, sent, this station's clock) of its watcher's clean stop
 _stopped: dict[Path, tuple[Any, float, float]] = {}
+# status file -> (its watcher's pid, files refused as last read, when this station saw the count
+# grow, by its clock; None: not seen growing) for a status without ``refused_last``
+_refusals_lock = threading.Lock()
+_refusals: dict[Path, tuple[Any, int, Optional[float]]] = {}
 
 
 # each watcher's status file and what it holds
@@ -288,7 +300,69 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
                 "while it took other parts, so they were moved to failed/ uninspected (each with its "
                 ".reason.txt); see the station's log for these parts, then put them back into the folder to have "
                 f"them inspected (this fault clears {_ago(GIVEN_UP_SHOWN_S)} after the latest)")
+        refused = _refused(path, st, now)
+        if refused is not None and refused["last"] is not None and now - refused["last"] <= REFUSED_SHOWN_S:
+            latest = ", ".join(refused["files"][-3:])
+            if latest and refused["reason"]:
+                latest = f"{latest}: {refused['reason']}"
+            when = ("at " if refused["last_from"] == "watcher" else "seen by this station at ") + _clock(refused["last"])
+            faults[f"{name} refused"] = (
+                f"{refused['n']} file(s) of {st.get('folder')} refused since the watcher started and moved to "
+                f"failed/ uninspected, the latest {when}" + (f" ({latest})" if latest else "") + ": a truncated "
+                "or empty file, an image the station cannot read (a 16-bit TIFF), or a part id in conflict. Each "
+                "file's reason is beside it in failed/ (NAME.reason.txt) and in the watcher's log; put right what "
+                "it says, then drop the file into the folder again to have the part inspected (this fault clears "
+                f"{_ago(REFUSED_SHOWN_S)} after the latest)")
     return faults
+
+
+def _refused(path: Path, st: dict[str, Any], now: float) -> Optional[dict[str, Any]]:
+    """The files a watcher refused (moved to failed/ at once; the ones it gave up have their
+    own fields and fault): ``n`` since it started (its counts.failed less given_up), ``last``
+    (when the latest was; None: unknown), ``last_from`` ("watcher": its status's
+    ``refused_last``; "station": when this station saw the count grow), and, where the status
+    holds them, the newest names (``files``) and the latest's ``reason``. None for a status
+    without counts (a watcher before them)."""
+    counts = st.get("counts")
+    if not isinstance(counts, dict):
+        return None
+    try:
+        n = max(0, int(counts.get("failed") or 0) - int(st.get("given_up") or 0))
+    except (TypeError, ValueError):
+        return None
+    files = st.get("refused_files")
+    files = [str(x) for x in files][-10:] if isinstance(files, list) else []
+    reason = st.get("refused_last_reason")
+    reason = str(reason)[:500] if reason else None
+    last = st.get("refused_last")
+    if isinstance(last, (int, float)) and not isinstance(last, bool) and last > 0:
+        _seen_refusals(path, st.get("pid"), n, now)
+        return {"n": n, "last": float(last), "last_from": "watcher", "files": files, "reason": reason}
+    seen = _seen_refusals(path, st.get("pid"), n, now)
+    return {"n": n, "last": seen, "last_from": "station" if seen is not None else None, "files": files,
+            "reason": reason}
+
+
+def _seen_refusals(path: Path, pid: Any, n: int, now: float) -> Optional[float]:
+    """When this station saw the refusals of the watcher writing ``path`` grow to ``n`` (by its
+    clock), from what it read before; None when it has not (the count was there when it first
+    read the file: when those files failed is unknown)."""
+    with _refusals_lock:
+        before = _refusals.get(path)
+        if before is None:
+            seen = None
+        elif before[0] != pid:
+            # a watcher restarted: its counts start at 0, so any refusal came since the last read
+            seen = now if n > 0 else None
+        elif n > before[1]:
+            seen = now
+        else:
+            seen = before[2]
+        _refusals[path] = (pid, n, seen)
+        if len(_refusals) > MAX_HEARTBEATS * 4:     # status files long gone
+            for old in [p for p in _refusals if p != path][:len(_refusals) // 2]:
+                _refusals.pop(old, None)
+        return seen
 
 
 def _given_up(st: dict[str, Any], now: float) -> Optional[tuple[int, list[str], float]]:
@@ -308,9 +382,9 @@ def _given_up(st: dict[str, Any], now: float) -> Optional[tuple[int, list[str], 
 
 def summaries(found: Statuses, now: Optional[float] = None) -> list[dict[str, Any]]:
     """What /health shows of each running watcher (of ``found``, :func:`statuses`): its backlog,
-    its set-aside files and the files it gave up (a monitor reading /health learns a file was
-    moved to failed/ uninspected; only the watcher's own status file said it). A watcher's
-    status from before a field reads as none of it."""
+    its set-aside files, the files it gave up and those it refused (a monitor reading /health
+    learns a file was moved to failed/ uninspected; only the watcher's own status file said
+    it). A watcher's status from before a field reads as none of it."""
     now = time.time() if now is None else now
     out = []
     for path, st in _shown(found, now):
@@ -320,11 +394,19 @@ def summaries(found: Statuses, now: Optional[float] = None) -> list[dict[str, An
             except (TypeError, ValueError):
                 return kind(0)
 
+        def num_in(key: str, field: str) -> int:
+            got = st.get(key)
+            try:
+                return int(got.get(field) or 0) if isinstance(got, dict) else 0
+            except (TypeError, ValueError):
+                return 0
+
         def names(key: str) -> list[str]:
             got = st.get(key)
             return [str(x) for x in got][:10] if isinstance(got, list) else []
 
         last = st.get("given_up_last")
+        refused = _refused(path, st, now) or {"n": 0, "last": None, "files": [], "reason": None}
         out.append({"watcher": f"{st.get('line', '?')}/{st.get('station', '?')}", "folder": st.get("folder"),
                     "via": "heartbeat" if _heartbeat(path) else "status file",
                     "updated": st.get("updated"), "silent": _age(st, now) > silent_after(st),
@@ -333,7 +415,13 @@ def summaries(found: Statuses, now: Optional[float] = None) -> list[dict[str, An
                     "set_aside": num("set_aside"), "set_aside_files": names("set_aside_files"),
                     "only_set_aside": bool(st.get("only_set_aside")),
                     "given_up": num("given_up"), "given_up_files": names("given_up_files")[-10:],
-                    "given_up_last": float(last) if isinstance(last, (int, float)) else None})
+                    "given_up_last": float(last) if isinstance(last, (int, float)) else None,
+                    # every file moved to failed/ since the watcher started (refused and given up),
+                    # and the refused ones: the latest's time, the newest names and its reason
+                    # (names and reason only where the watcher's status holds them)
+                    "failed": num_in("counts", "failed"), "refused": refused["n"],
+                    "refused_last": refused["last"], "refused_files": refused["files"],
+                    "refused_last_reason": refused["reason"]})
     return out
 
 
@@ -406,7 +494,7 @@ def store_heartbeat(data_dir: Path, status: dict[str, Any], now: Optional[float]
         held = dict(status)
         held.pop("sent", None)
         skew = now - sent if sent is not None else 0.0
-        for key in ("behind_since", "station_down_since", "given_up_last", "only_set_aside_since"):
+        for key in ("behind_since", "station_down_since", "given_up_last", "only_set_aside_since", "refused_last"):
             if held.get(key) is not None:
                 held[key] = float(held[key]) + skew
         held["folder"] = f"{status['host']}:{status['folder']}"

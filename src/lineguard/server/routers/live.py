@@ -18,6 +18,7 @@ from ...line.orm import Inspection, LineSignal, utcnow
 from ...line.spc_data import Filters, no_verdict_counts
 from ...line.station import Station, _iso, _naive_utc
 from ...line.test_parts import verification
+from ...line.watchers import statuses, watcher_faults
 from ..deps import Caller, credential_lapsed, get_station, known_query_only, reader
 from ..events import EventHub
 from ..schemas import errors
@@ -256,7 +257,10 @@ def line_summary(station: Station, since: Optional[dt.datetime] = None,
             "alarms": station.alarms.active(),
             "shift": {"label": shift.label, "start": _iso(shift.start_utc), "end": _iso(shift.end_utc)},
             "lines": sorted(lines.values(), key=lambda r: (r["line"], r["station"])),
-            "models": models, "sinks": sinks, "plc": plc, "faults": {**station.faults, **station.model_faults()},
+            "models": models, "sinks": sinks, "plc": plc, "faults": {**station.faults, **station.model_faults(),
+                       # the hot folders' watchers too (a file refused, given up, a watcher behind or
+                       # silent): /health said them, the line view, which draws these, did not
+                       **watcher_faults(statuses(station.config.data_dir))},
             "disk": station.disk.status(),
             "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None}

@@ -118,8 +118,9 @@ def health(station: Station = Depends(get_station)) -> Any:
             "disk": station.disk.status(),
             "records": station.records.status() if station.records is not None else None,
             "backup": station.backups.status() if station.backups is not None else None,
-            # each running watcher's backlog, set-aside and given-up files (a given-up file is a
-            # fault only for a while; its count stays here for as long as the watcher runs)
+            # each running watcher's backlog, set-aside, given-up and refused files (a file given
+            # up or refused is a fault only for a while; its count stays here for as long as the
+            # watcher runs: a file refused was in the watcher's log alone, /health said "ok")
             "watchers": summaries(watchers)}
     # when the newest part was recorded: a line that stopped feeding parts (idle, its camera or
     # PLC silent) was "ok" here like one at work. Not a fault: a planned stop looks the same.
