@@ -141,7 +141,7 @@ def test_write_report_writes_a_self_contained_folder(tmp_path: Path):
         assert (out / ref).exists(), ref
     assert "scratch" in html_text and "x.png" in html_text and "a note" in html_text
     rows = (out / "items.csv").read_text().splitlines()
-    assert rows[0] == "path,defect_type,score,verdict,outcome" and rows[3].endswith("false reject")
+    assert rows[0] == "path,defect_type,score,verdict,photo_issues,outcome" and rows[3].endswith("false reject")
 
 
 def test_write_report_without_matplotlib(tmp_path: Path, monkeypatch):

@@ -1009,6 +1009,9 @@ def evaluate(category: Path, output: Optional[Path], model: Optional[Path], dete
     band = report["review_threshold"] < report["threshold"]
     if band:
         keys += ("review_threshold",)
+    if report.get("escapes_held_by_photo_check"):
+        # beside escape_rate, which counts the defects only the photo check held back as caught
+        keys += ("escape_rate_by_score",)
     # the review load whatever sent the parts to a person: the band or the photo check (a
     # model without a band printed nothing here while 87 magnetic tiles went to REVIEW)
     if band or report.get("reviews"):

@@ -172,13 +172,19 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     a false reject is a good part judged NG (score above ``threshold``); an escape is a
     defect judged OK (score at or below ``review_threshold`` and a photo the check did not
     doubt); a part judged REVIEW is neither, band or photo check: a person looks.
-    ``n_good``, ``n_defect``, ``per_defect_type`` ({type: image_auroc (that type vs all
-    good parts), pixel_auroc (that type's defect pixels vs all good pixels),
-    escape_rate, escapes, review_load, reviews_photo, n, mean_score}), ``skipped`` (unreadable images with the
-    reason), ``notes``, timings, and ``items`` (one small dict per image: path,
-    defect_type, score, verdict). A metric that is undefined (e.g. no good test
-    images) is None. With ``out_dir`` the report is written there
-    (:func:`lineguard.vision.report.write_report`) and ``report`` holds its index.html.
+    Beside them, by the score alone whatever the photo check said: ``escape_rate_by_score``
+    and ``escapes_by_score`` (defects scored at or below ``review_threshold``), of which
+    ``escapes_held_by_photo_check`` only the photo check sent to REVIEW; and what its
+    REVIEWs cost in good parts, ``review_load_photo_good`` (``reviews_photo_good`` of
+    ``n_good``). ``n_good``, ``n_defect``, ``per_defect_type`` ({type: image_auroc (that
+    type vs all good parts), pixel_auroc (that type's defect pixels vs all good pixels),
+    escape_rate, escapes, escapes_by_score, escapes_held_by_photo_check, review_load,
+    reviews_photo, n, mean_score}), ``skipped`` (unreadable images with the reason),
+    ``notes``, timings, and ``items`` (one small dict per image: path, defect_type, score,
+    verdict, and photo_issues where the photo check doubted the photo). A metric that is
+    undefined (e.g. image AUROC or best F1 without good test images) is None. With
+    ``out_dir`` the report is written there (:func:`lineguard.vision.report.write_report`)
+    and ``report`` holds its index.html.
     """
     cat = category_root if isinstance(category_root, MVTecCategory) else MVTecCategory(category_root)
     threshold = float(inspector.threshold)
@@ -264,7 +270,16 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     # whose score would have passed or been rejected are the check's (one in the band is the band's)
     doubted_photo = np.array([bool(r.get("photo_issues")) for r in records], dtype=bool)
     by_photo = in_review & doubted_photo & ((scores <= review_threshold) | (scores > threshold))
-    f1 = _or_none(f1_max, scores, labels)
+    # The escapes by the score alone, whatever the photo check said: a weaker model doubts more
+    # photos, and a defect the photo check sends to REVIEW counts as caught, so the headline rate
+    # flattered it (magnetic tile, 40 training photos: AUROC 0.85 -> 0.77 while the escape rate
+    # "improved" 0.59 -> 0.34 with 212 defects sent to REVIEW for their photo). Beside it: the
+    # defects only the photo check held back, and what that costs in good parts sent to a person.
+    passed_by_score = scores <= review_threshold
+    held_by_photo = labels & passed_by_score & in_review & doubted_photo
+    # F1 needs good parts as much as AUROC does: without them every threshold below the lowest
+    # defect "finds" all of them and F1 read 1.0000 on a folder of defects alone
+    f1 = _or_none(f1_max, scores, labels) if (~labels).any() else None
 
     pixel_auroc = aupro = None
     per_type_pixel: dict[str, float] = {}
@@ -289,6 +304,8 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
             "pixel_auroc": per_type_pixel.get(t),
             "escape_rate": escapes_t / int(sel.sum()),
             "escapes": escapes_t,
+            "escapes_by_score": int((passed_by_score & sel).sum()),
+            "escapes_held_by_photo_check": int((held_by_photo & sel).sum()),
             "review_load": float(in_review[sel].mean()),
             "reviews_photo": int(by_photo[sel].sum()),
             "mean_score": float(scores[sel].mean()),
@@ -296,12 +313,26 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
 
     by_score = np.where(scores > threshold, "NG", np.where(scores > review_threshold, "REVIEW", "OK"))
     doubted = int(doubted_photo.sum())
+    # where each photo's doubts are written: items.csv's photo_issues column, or the items returned
+    issues_at = "the photo_issues column of items.csv" if out_dir is not None else "photo_issues in the items"
     if doubted:
-        notes.append(f"{doubted} photos were unlike the model's good photos (photo check; see photo_issues in "
-                     f"the records): {int(by_photo[good].sum())} good and {int(by_photo[labels].sum())} defective "
+        notes.append(f"{doubted} photos were unlike the model's good photos (photo check; see {issues_at} "
+                     f"for why): {int(by_photo[good].sum())} good and {int(by_photo[labels].sum())} defective "
                      "parts judged REVIEW for it whatever their score (the band's own apart); they count in the "
                      "review load (reviews_photo_good, reviews_photo_defect) and a defect among them as caught at review, "
                      "not as an escape")
+        held = int(held_by_photo.sum())
+        if held:
+            n_def, n_gd = int(labels.sum()), int(good.sum())
+            by_score_n = int((passed_by_score & labels).sum())
+            cost = (f"; what it costs: {int(by_photo[good].sum())} of {n_gd} good parts "
+                    f"({_pct(by_photo[good].mean())}) sent to REVIEW by the photo check" if n_gd else "")
+            notes.append(f"escape rate {_pct(passed[labels].mean())} ({int(passed[labels].sum())} of {n_def} defects "
+                         f"judged OK) counts the {held} defects only the photo check held back (REVIEW for their "
+                         f"photo; their scores would have passed them) as caught; on their scores alone "
+                         f"{by_score_n} of {n_def} defects ({_pct(by_score_n / n_def)}) would have passed "
+                         f"(escape_rate_by_score){cost}. A weaker model doubts more photos and this flatters "
+                         "it: compare models by image_auroc and escape_rate_by_score")
         doubted_good = int(doubted_photo[good].sum())
         if doubted_good:
             notes.append(f"the check of what training promised for good parts leaves out the {doubted_good} good "
@@ -310,6 +341,10 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
     if disagree:
         notes.append(f"{disagree} verdicts differ from the score rule (NG above threshold, REVIEW above "
                      "review_threshold, else OK); rates here count the verdicts as given (items.csv)")
+    if labels.any() and not good.any():
+        notes.append("no good test photos (test/good): image AUROC, best F1 (f1_max), the false reject rate and "
+                     "the promise check are not measured, as they weigh defects against good parts; add good "
+                     "photos the model has not learned from to test/good")
     if skipped:
         notes.append(f"{len(skipped)} test images could not be inspected and are left out (see skipped)")
     if pix is None:
@@ -376,6 +411,11 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         "escape_rate": float(passed[labels].mean()) if labels.any() else None,
         "false_rejects": int(ng[good].sum()),
         "escapes": int(passed[labels].sum()),
+        # the same defects by the score alone, whatever the photo check said, and those only the
+        # photo check held back (judged REVIEW for their photo, their scores passing)
+        "escape_rate_by_score": float(passed_by_score[labels].mean()) if labels.any() else None,
+        "escapes_by_score": int((passed_by_score & labels).sum()),
+        "escapes_held_by_photo_check": int(held_by_photo.sum()),
         "review_threshold": review_threshold,
         "review_load": float(in_review.mean()) if n_eval else None,
         "review_load_good": float(in_review[good].mean()) if good.any() else None,
@@ -387,6 +427,8 @@ def evaluate(inspector: Any, category_root: Union[str, os.PathLike, MVTecCategor
         "reviews_photo": int(by_photo.sum()),
         "reviews_photo_good": int(by_photo[good].sum()),
         "reviews_photo_defect": int(by_photo[labels].sum()),
+        # what the photo check's REVIEWs cost: the share of good parts it sent to a person
+        "review_load_photo_good": float(by_photo[good].mean()) if good.any() else None,
         "promise": _promise(inspector, threshold, scores[good], doubted_photo[good]),
         "n_good": int(good.sum()),
         "n_defect": int(labels.sum()),

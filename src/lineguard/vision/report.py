@@ -1,7 +1,8 @@
 """Write an evaluation to a folder a quality engineer can open and forward.
 
     <out_dir>/metrics.json     every number, machine-readable (plain top-level keys)
-    <out_dir>/items.csv        one row per test image: file, type, score, verdict, outcome
+    <out_dir>/items.csv        one row per test image: file, type, score, verdict, the photo
+                               check's doubts about the photo (photo_issues), outcome
     <out_dir>/roc.png          image-level ROC with the operating point
     <out_dir>/histogram.png    good vs defective score distributions and the threshold
     <out_dir>/gallery/*.png    overlays of the worst misses and the worst false alarms
@@ -250,7 +251,7 @@ def _gallery(out: Path, items: list[dict], evaluation: dict, max_gallery: int) -
         atomic_write_bytes(out / "gallery" / name, buf.getvalue())
         entries.append({"file": f"gallery/{name}", "kind": kind, "path": str(it["path"]),
                         "defect_type": it["defect_type"], "score": float(it["score"]),
-                        "verdict": _verdict(it)})
+                        "verdict": _verdict(it), "photo_issues": _issues(it)})
     # A re-run into the same folder must not leave the last run's pictures behind.
     keep = {Path(e["file"]).name for e in entries}
     if (out / "gallery").is_dir():
@@ -260,10 +261,18 @@ def _gallery(out: Path, items: list[dict], evaluation: dict, max_gallery: int) -
     return entries
 
 
+def _issues(item: dict) -> str:
+    """The photo check's words for the photo, one line ("" where it doubted nothing)."""
+    issues = item.get("photo_issues") or []
+    return "; ".join(str(i) for i in ([issues] if isinstance(issues, str) else issues))
+
+
 def _items_csv(items: list[dict], threshold: Optional[float], review_threshold: Optional[float] = None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "defect_type", "score", "verdict", "outcome"])
+    # photo_issues: why the photo check doubted the photo ("" when it did not), beside the
+    # verdict it explains; eval's note sent engineers to it while no file held it
+    w.writerow(["path", "defect_type", "score", "verdict", "photo_issues", "outcome"])
     ok_thr = review_threshold if review_threshold is not None else threshold
     for it in items:
         # the outcome of the verdict given, as the summary counts it: a REVIEW the photo
@@ -276,7 +285,8 @@ def _items_csv(items: list[dict], threshold: Optional[float], review_threshold: 
                        (False, "REVIEW"): "review"}[(_is_defect(it), judged)]
             if _by_photo(it, judged, ok_thr, threshold):
                 outcome = "review (photo check)"
-        w.writerow([str(it["path"]), it["defect_type"], f"{float(it['score']):.6g}", _verdict(it), outcome])
+        w.writerow([str(it["path"]), it["defect_type"], f"{float(it['score']):.6g}", _verdict(it),
+                    _issues(it), outcome])
     return buf.getvalue()
 
 
@@ -320,6 +330,24 @@ def _review_rows(e: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _by_score_rows(e: dict) -> list[tuple[str, str]]:
+    """The escapes by the score alone beside the headline, where the photo check held defects
+    back: a defect it sends to REVIEW counts as caught, and a weaker model doubts more photos,
+    so the escape rate alone read better for it (0.59 -> 0.34 as AUROC fell 0.85 -> 0.77)."""
+    held = e.get("escapes_held_by_photo_check")
+    if not held or e.get("escape_rate_by_score") is None:
+        return []
+    ok_at = "review threshold" if _band(e) is not None else "threshold"
+    rows = [(f"escape rate on scores alone: defective parts scored at or below the {ok_at}, whatever the photo "
+             "check said", f"{_fmt(e.get('escape_rate_by_score'))} ({e.get('escapes_by_score')} of {e.get('n_defect')})"),
+            ("of those, held back only by the photo check (REVIEW for their photo): counted as caught above",
+             str(held))]
+    if e.get("review_load_photo_good") is not None:
+        rows.append(("what the photo check's REVIEWs cost: good parts it sent to REVIEW",
+                     f"{_fmt(e.get('review_load_photo_good'))} ({e.get('reviews_photo_good')} of {e.get('n_good')})"))
+    return rows
+
+
 def _promise_rows(e: dict) -> list[tuple[str, str]]:
     """The good test parts against what training promised (evaluate's ``promise``)."""
     rows = []
@@ -344,6 +372,7 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
         ("threshold in use", _fmt(e.get("threshold"))),
         ("false reject rate: good parts judged NG", _fmt(e.get("false_reject_rate")) + frr_note),
         ("escape rate: defective parts judged OK", _fmt(e.get("escape_rate")) + esc_note),
+        *_by_score_rows(e),
         *_review_rows(e),
         *_promise_rows(e),
         ("good / defective test images", f"{_fmt(e.get('n_good'))} / {_fmt(e.get('n_defect'))}"),
@@ -368,7 +397,8 @@ def _html(evaluation: dict, figures: list[str], gallery: list[dict], title: str)
             f"<div class='kind {cls}'>{kind}</div>"
             f"<div>{html.escape(g['defect_type'])} &middot; score {g['score']:.4g} &middot; "
             f"{html.escape(g['verdict'])}</div>"
-            f"<div class='note'>{html.escape(Path(g['path']).name)}</div></div>")
+            + (f"<div class='note'>photo: {html.escape(g['photo_issues'])}</div>" if g.get("photo_issues") else "")
+            + f"<div class='note'>{html.escape(Path(g['path']).name)}</div></div>")
     gallery_html = (f"<div class='gallery'>{''.join(cards)}</div>" if cards
                     else "<p class='note'>Nothing to show.</p>")
     skipped = e.get("skipped") or []
@@ -408,6 +438,8 @@ def write_report(out_dir: Union[str, os.PathLike], evaluation: dict, items: list
       (float), ``verdict`` ("OK"/"NG" or :class:`Verdict`): required;
     - ``anomaly_map`` (float (H, W)), ``regions`` (list of DefectRegion),
       ``pixel_threshold``, ``threshold``: optional, used for the gallery overlay;
+    - ``photo_issues`` (list of str): optional, what the photo check found off about the
+      photo, written to items.csv and the gallery;
     - ``image`` (uint8 (H, W, 3)): optional; gallery images are loaded from ``path``
       when absent, so callers need not keep images in memory.
 

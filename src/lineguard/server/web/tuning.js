@@ -327,7 +327,10 @@ LG.start(async (main) => {
     const line = (c, what, promised) => h("p", {class: c.above_promise ? "error" : "muted"},
       `Recent parts judged ${what} at the version's own thresholds: ${pct(c.rate, 1)} of ${c.n}${lessDefects} `
       + `(${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
-      + `${who} promised at most ${pct(c.promised, 1)} of good parts${promised}.`
+      // as train says it: a conformal promise holds on average over good folders like the
+      // training one, not for every run of parts (train: "on average <= 2.44%"; the page's
+      // "at most 2.4 %" read as a bound on these very parts), to train's two decimals
+      + `${who} promised at most ${pct(c.promised, 2).replace(/0 %$/, " %")} of good parts on average${promised}.`
       + (c.above_promise ? " Above the promise: more defects than usual, or good parts unlike the training photos."
         + " Review recent parts to tell which; if they are good, "
         // retraining is an engineer's (Models page): an operator is told whom to tell
