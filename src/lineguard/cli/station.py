@@ -1803,7 +1803,7 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
     parts are said when they start and end; its state is kept in a status file (with --data
     in DIR/watchers/, else .lineguard-watch-status.json in the folder); with --server it is
     also sent to the station every 5 s (its /health then sees this watcher)."""
-    from ..line.sources.folder import FolderWatcher, StationHeartbeat
+    from ..line.sources.folder import FolderInUse, FolderWatcher, StationHeartbeat
     from ._term import fail
     line, station, product = _part_names(line, station, product)
     if not folder.is_dir():
@@ -1852,6 +1852,10 @@ def watch(folder: Path, line: str, station: str, product: str, server: Optional[
         w.run()
     except KeyboardInterrupt:
         pass
+    except FolderInUse as exc:
+        # another watcher takes this folder's files: two split the parts between them and
+        # moved files from under each other (refused before a file is taken)
+        fail(str(exc), code=2)
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)

@@ -25,6 +25,10 @@ through the opened folder, so a link swapped in after the look is not followed e
 file name the watcher says is shown escaped (:func:`shown_name`: a newline, a tab, an RLO). A
 file whose name is not valid UTF-8 (a camera or share writing names in another code page) is
 refused with the name's bytes: the part id is its name. Files of a format the station does not take (by suffix) stay where they are and are logged once each.
+A file under a name it has while being written (``T1.png.tmp``, ``~P1.png``, a hidden name) is
+waited for unsaid and said once only if it stays past ``incomplete_after_s``; one whose first
+bytes are all zero (its size set first) is waited for as an empty file is. One watcher per folder:
+a second is refused at its start, naming the first (:mod:`.folder_lock`).
 An unexpected error on one file is logged and the file retried later; it never stops the
 watcher.
 A journal (``.lineguard-watch.jsonl`` in the folder) records every file handled, so a
@@ -99,6 +103,7 @@ import shutil
 import stat
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -107,6 +112,7 @@ from ...vision.imageio import IMAGE_SUFFIXES
 from ..config import StationConfig
 from ..watchers import FORGET_AFTER_S
 from . import Submit, SubmitFailed, SubmitRefused, retry_after
+from .folder_lock import LOCK_FILE, FolderInUse, FolderLock  # noqa: F401 - FolderInUse: the CLI's to catch
 from .outage import LastingFaults
 
 log = logging.getLogger("lineguard.watch")
@@ -224,6 +230,24 @@ STOP_RETRY_EVERY_S = 0.5
 # and then moved through the link, out of the hot folder, or not moved at all), said when it
 # starts, once a minute while it lasts, and when it ends; in the status (``moves_refused``)
 OUT_FOLDERS = ("out-folders",)
+
+# Names a camera or copy gives a file while it writes it, renamed to the image's name when done
+# (T1.png.tmp -> T1.png, part.png.crdownload, rsync's .P1.png.x7Ab, an editor's ~P1.png or P1.png~):
+# waited for unsaid, said once only when one stays past --incomplete-after. Each was a WARNING
+# "ignored: its suffix '.tmp' is not an image" for every part, thousands an hour
+TEMP_SUFFIXES = frozenset({".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".filepart",
+                           ".opdownload", ".!ut", ".!qb", ".swp", ".inprogress", ".uploading", ".writing"})
+
+
+def being_written_name(name: str) -> bool:
+    """Whether ``name`` is a name a file has while it is written (hidden, ``~``, a temporary suffix)."""
+    return name.startswith((".", "~")) or name.endswith("~") or Path(name).suffix.lower() in TEMP_SUFFIXES
+
+
+def _part_photo_name(name: str) -> bool:
+    """Whether a name being written holds an image's suffix (a part on its way: T1.png.tmp, ~P1.png)."""
+    return any(s.lower() in WATCH_SUFFIXES for s in Path(name.strip("~")).suffixes)
+
 
 # The longest file name (bytes) the file systems a hot folder lives on take: a reason file
 # or a renamed file is kept within it
@@ -365,6 +389,10 @@ class FolderWatcher:
         # could not be used waited 0.5 s at every look, and the watcher never said it was behind
         self._since: dict[str, tuple[tuple[int, int], float]] = {}
         self._ignored: set[str] = set()   # files of other formats present, already logged once
+        # files present under a name being written (being_written_name): when first seen; those said
+        # once for staying past incomplete_after_s
+        self._temp_first: dict[str, float] = {}
+        self._temp_said: set[str] = set()
         self._subfolders: set[str] = set()   # subfolders present, already said to be not watched
         self._not_regular: set[str] = set()   # pipes, sockets, devices present, already said once
         self._corrupt: dict[str, tuple[int, int]] = {}   # name -> sig refused as corrupt while waiting
@@ -381,6 +409,9 @@ class FolderWatcher:
         # what came of them ("judged and stored (id 12, OK)"); not waiting, never sent again
         self.not_moved: dict[str, str] = {}
         self.oldest_wait_s = 0.0         # how long the oldest of them has waited
+        # of those waiting, the files still being written (empty, cut short, under a temporary name)
+        self.writing: list[str] = []
+        self._temp_present: set[str] = set()
         self._looked_at = float("-inf")
         self.status_path = Path(status_path) if status_path else self.folder / STATUS_FILE
         self._status_info = dict(status_info or {})
@@ -418,6 +449,13 @@ class FolderWatcher:
         self._aside_path = self.folder / ASIDE_FILE
         self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
+        # one watcher per folder (FolderInUse names the other), taken at its first look (run,
+        # poll_once): made here, the lock file kept a folder that went away before the start
+        # from going. Given back when this watcher is closed or dropped, or its process ends
+        self._lock = FolderLock(self.folder, {k: self._status_info.get(k) for k in ("line", "station", "product")
+                                              if self._status_info.get(k)})
+        self._locked = False
+        self._lock_finalizer = weakref.finalize(self, self._lock.release)
         self._load_journal()
         self._load_aside()
 
@@ -568,6 +606,7 @@ class FolderWatcher:
     # -- scanning ------------------------------------------------------------------
     def _candidates(self) -> list[Path]:
         out, others, subfolders, not_regular = self._listing()
+        self._note_temp(time.monotonic())
         self._note_ignored(others)
         self._note_subfolders(subfolders)
         self._note_not_regular(not_regular)
@@ -580,15 +619,20 @@ class FolderWatcher:
         others = set()
         subfolders = set()
         not_regular = set()
+        temp = set()
         with os.scandir(self.folder) as it:
             for e in it:
-                # hidden and ~ names are copy tools' and editors' temporary files: silently left
-                if e.name.startswith(".") or e.name.startswith("~"):
-                    continue
+                if e.name.lstrip(".").startswith("lineguard-watch"):
+                    continue      # the watcher's own: journal, status, set-aside files, lock, their temp files
                 if Path(e.path) in (self.done_dir, self.failed_dir):
                     continue      # the watcher's own (a link or a file there: _out_folders_usable)
                 if e.is_dir(follow_symlinks=False):
-                    subfolders.add(e.name)
+                    if not e.name.startswith((".", "~")):     # a share's .snapshot, a disk's .Trash: unsaid
+                        subfolders.add(e.name)
+                    continue
+                if being_written_name(e.name):
+                    # a copy's or camera's name while it writes: waited for unsaid (_note_temp)
+                    temp.add(e.name)
                     continue
                 # follow_symlinks=False: a link is listed as a link (and refused), never
                 # read through to whatever it points at
@@ -599,7 +643,43 @@ class FolderWatcher:
                     others.add(e.name)
                     continue
                 out.append(Path(e.path))
+        self._temp_present = temp
         return sorted(out, key=lambda p: p.name), others, subfolders, not_regular
+
+    def _note_temp(self, now: float) -> None:
+        """Files under a name being written (T1.png.tmp, ~P1.png, .P1.png.x7Ab): waited for unsaid,
+        they are renamed when written; one still there after incomplete_after_s is said once (the
+        README's "logged once"), with what to do, and counted as ignored."""
+        present = self._temp_present
+        for name in [n for n in self._temp_first if n not in present]:
+            del self._temp_first[name]
+            self._temp_said.discard(name)    # a name gone and back later is a new file
+        for name in sorted(present):
+            first = self._temp_first.setdefault(name, now)
+            if name in self._temp_said or now - first < self.incomplete_after_s:
+                continue
+            self._temp_said.add(name)
+            self.counts["ignored"] += 1
+            if name.startswith((".", "~")) and not Path(name).suffix.lower() in TEMP_SUFFIXES:
+                why = (f"a name beginning with '{name[0]}' is a hidden or temporary file's (a copy tool's, an "
+                       "editor's) and is not inspected")
+                fix = (f"if it is a part's photo, rename it without the leading '{name[0]}' to have it inspected; "
+                       "else move it out of the folder")
+            else:
+                why = ("it has a temporary name (a camera or copy writing a photo renames it to the image's name "
+                       "when done), and is not inspected under it")
+                fix = ("if its writer stopped, re-capture the part or rename the file to its image name; else move "
+                       "it out of the folder")
+            log.warning("%s has stayed in %s for %.0f s: %s; %s", shown_name(name), self.folder, now - first, why,
+                        fix)
+
+    def _unfinished(self, names: list[str]) -> set[str]:
+        """Of ``names`` (image files present), those waited for as still being written (empty,
+        cut short, not decoding yet), and the part photos present under a name being written:
+        they wait too (the status said waiting: 0 while two files sat unfinished)."""
+        out = {n for n in names if (n in self._writing or n in self._corrupt) and n not in self.not_moved
+               and not (n in self._aside and self._aside[n].own)}
+        return out | {n for n in getattr(self, "_temp_present", ()) if _part_photo_name(n)}
 
     def _note_not_regular(self, names: set[str]) -> None:
         """Say once per entry that a named pipe, socket or device is left alone: it is no
@@ -638,8 +718,22 @@ class FolderWatcher:
             self.counts["ignored"] += 1
         self._ignored = names    # a name gone and back later is a new file, and said again
 
+    def _guard(self) -> None:
+        """Take the folder's lock if this watcher does not hold it yet: FolderInUse when another
+        watcher holds it (at the start: the watcher refused; later, the folder back after it went
+        away: said as the scan's fault, no file taken). A folder not there is tried again at the
+        next look; one that cannot be marked (read-only) is said once and watched unguarded."""
+        if self._locked:
+            return
+        try:
+            self._lock.acquire()
+        except FileNotFoundError:
+            return        # the folder gone: its scan says so; tried again at the next look
+        self._locked = True
+
     def poll_once(self) -> int:
         """Handle every settled file once (until :meth:`stop`); returns how many were handled."""
+        self._guard()
         now = time.monotonic()
         handled = 0
         candidates = self._candidates()
@@ -763,8 +857,9 @@ class FolderWatcher:
         # /health "the PC does not keep up" with every other part on time. Said apart (set_aside)
         self.set_aside = sorted(n for n, a in self._aside.items() if a.own)
         ready = self._ready(names)
-        self._counted = set(ready)
-        self.waiting = len(ready)
+        self.writing = sorted(self._unfinished(names))
+        self._counted = set(ready) | set(self.writing)
+        self.waiting = len(self._counted)
         self.oldest_wait_s = max((now - t for t in map(self._waits_since, ready) if t is not None), default=0.0)
         handled = self.counts["done"] + self.counts["failed"]
         behind = self._faults.get(BEHIND)
@@ -819,8 +914,9 @@ class FolderWatcher:
         except OSError:
             return        # the folder gone: the count from the last look, less those taken since
         ready = self._ready(names)
-        self._counted = set(ready)
-        self.waiting = len(ready)
+        self.writing = sorted(self._unfinished(names))
+        self._counted = set(ready) | set(self.writing)
+        self.waiting = len(self._counted)
 
     def _waits_since(self, name: str) -> Optional[float]:
         """When the file ``name`` was first seen as it is now (size and time), also when it was
@@ -944,6 +1040,8 @@ class FolderWatcher:
                 "host": _host_name(), "folder_path": os.path.abspath(self.folder),
                 "updated": time.time(), "every_s": STATUS_EVERY_S,
                 "waiting": self.waiting, "oldest_wait_s": round(self.oldest_wait_s, 1),
+                # of those waiting, the files still being written (not yet whole, or a temporary name)
+                "writing": len(self.writing), "writing_files": [shown_name(n) for n in self.writing[:ASIDE_NAMED]],
                 # files the station fails on alone, tried on their own: not in waiting
                 "set_aside": len(self.set_aside),
                 "set_aside_files": [shown_name(n) for n in self.set_aside[:ASIDE_NAMED]],
@@ -1276,15 +1374,15 @@ class FolderWatcher:
         what = self.not_moved.get(path.name) or "handled before"
         if done["status"] == "failed":
             where = self._moved_out(path, self.failed_dir, what, None,
-                                    reason=done["reason"] or "refused (see the watcher's log)")
+                                    reason=done["reason"] or "refused (see the watcher's log)", journal_tried=False)
             if where and where != _GONE.format(folder=self.failed_dir.name):
                 log.warning("%s moved to %s/ (refused before)%s", shown_name(path.name), self.failed_dir.name, where)
         else:
-            where = self._moved_out(path, self.done_dir, what, None)
+            where = self._moved_out(path, self.done_dir, what, None, journal_tried=False)
         return where is not None
 
     def _moved_out(self, path: Path, folder: Path, what: str, unjournalled: Optional[OSError],
-                   reason: Optional[str] = None) -> Optional[str]:
+                   reason: Optional[str] = None, journal_tried: bool = True) -> Optional[str]:
         """Move a file handled (``what`` came of it: "judged and stored (id 12, OK)") to
         ``folder``, done/ or failed/ (there with ``reason`` beside it: :meth:`_to_failed`); what
         the log line adds about where it went, or None when it could not be moved. Such a file
@@ -1308,7 +1406,7 @@ class FolderWatcher:
                 log.debug("%s (%s) was gone from the folder before it could be moved to %s/", shown_name(path.name),
                           what, folder.name)
                 return _GONE.format(folder=folder.name)
-            self._not_moved(path, folder, what, exc, unjournalled)
+            self._not_moved(path, folder, what, exc, unjournalled, journal_tried)
             return None
         self.not_moved.pop(path.name, None)
         if unjournalled is not None:
@@ -1321,16 +1419,32 @@ class FolderWatcher:
         return where
 
     def _not_moved(self, path: Path, folder: Path, what: str, exc: OSError,
-                   unjournalled: Optional[OSError]) -> None:
-        """Say that ``path`` (``what`` came of it) cannot leave the folder for ``folder``."""
+                   unjournalled: Optional[OSError], journal_tried: bool = True) -> None:
+        """Say that ``path`` (``what`` came of it) cannot leave the folder for ``folder``.
+        ``journal_tried``: the journal was written for it just now (``unjournalled`` its error)."""
         self.not_moved[path.name] = what
         self._seen.pop(path.name, None)     # its move tried again once it settles again, not at every poll
-        read_only = errno.EROFS in (exc.errno, getattr(unjournalled, "errno", None))
-        if read_only:
+        # which folder is read-only, and whether the journal has the file, as it is: a done/ mounted
+        # read-only was said as "the hot folder is read-only ... nor recorded in the journal" while the
+        # folder took the journal's entry. The journal's own answer tells the hot folder's state;
+        # where it was not written here (a move finished later), the mount's flag does
+        folder_ro = getattr(unjournalled, "errno", None) == errno.EROFS or (
+            not journal_tried and exc.errno == errno.EROFS and _mounted_read_only(self.folder))
+        if folder_ro:
             why = f"{self.folder} is read-only"
             stays = (f"it can be neither moved to {folder.name}/ nor recorded in the watcher's journal, so it stays "
-                     "in the folder")
+                     "in the folder" if unjournalled is not None else
+                     f"it cannot be moved to {folder.name}/, so it stays in the folder")
             fix = "make the folder writable (mount it read-write): the files are moved then"
+        elif exc.errno == errno.EROFS:
+            why = f"{folder} is read-only"
+            stays = (f"it cannot be moved into it, so it stays in {self.folder}"
+                     + (" (it is recorded in the watcher's journal: a restart does not send it again)"
+                        if journal_tried and unjournalled is None else
+                        f", and the watcher's journal cannot be written either ({unjournalled})"
+                        if unjournalled is not None else ""))
+            fix = (f"make {folder} writable (mount it read-write), or give the watcher a writable {folder.name}/: "
+                   "the files are moved then")
         else:
             why = f"{folder.name}/ does not take it ({type(exc).__name__}: {exc})"
             stays = "it stays in the folder" + (f", and the watcher's journal cannot be written either "
@@ -1448,6 +1562,15 @@ class FolderWatcher:
         if not looks_complete(data, zero_tail=zero_tail) and waiting:
             self._writing.add(path.name)
             return False   # rewritten between the look and the read: look again next poll
+        if zero_head(data[:_HEAD]):
+            # made at its full size and never filled (waited for as an empty file is): the
+            # station would call it "not an image", which reads as a wrong format, not as a
+            # copy or camera that stopped
+            self._refuse(path, sig, data, f"the file is {sig[0]} bytes but its start is still zero bytes, and it "
+                                          f"stayed so for {stable_s:.0f} s (a copy or camera that set its size "
+                                          "first never filled it): the camera or copy step may have failed, "
+                                          "re-capture the part", ino)
+            return True
         return self._handle(path, sig, data, waiting=waiting, ino=self._ino(st))
 
     def _give_up(self, path: Path, sig: tuple[int, int], ino: Optional[int]) -> None:
@@ -1622,6 +1745,13 @@ class FolderWatcher:
         else:
             self._moved_out(path, self.done_dir, f"judged and stored (id {result.get('id')}, "
                                                  f"{result.get('verdict')})", unjournalled)
+        if result.get("created") is False:
+            # the station answered the record it has (the same part id and image: its idempotency),
+            # and its verdict line gave that record's id with no word that nothing new was counted
+            log.warning("%s: same photo as part id %s, already recorded (record id %s, %s): not counted again; "
+                        "a camera that repeats a photo under one name: give each part its own photo and name",
+                        shown_name(path.name), result.get("part_id", part_id), result.get("id"),
+                        result.get("verdict"))
         # the verdict line also for a part that could not leave the folder: it was judged
         if self.on_result:
             self.on_result(path, result)
@@ -1770,6 +1900,8 @@ class FolderWatcher:
     def run(self, stop_after: Optional[float] = None) -> None:
         """Poll until :meth:`stop` (or ``stop_after`` seconds)."""
         t_end = None if stop_after is None else time.monotonic() + stop_after
+        # a second watcher on the folder is refused here, before it takes a file (FolderInUse)
+        self._guard()
         self._running = True
         try:
             while not self._stop.is_set():
@@ -1810,6 +1942,12 @@ class FolderWatcher:
     def stop(self) -> None:
         """End :meth:`run` (Ctrl-C, SIGTERM): the file in hand is finished, no other taken."""
         self._stop.set()
+
+    def close(self) -> None:
+        """Give the folder back to another watcher (its lock: folder_lock); also when this
+        watcher is dropped, or its process ends."""
+        self._lock_finalizer()
+        self._locked = False
 
 
 class StationHeartbeat:
@@ -1962,6 +2100,14 @@ def _clock(wall: Optional[float]) -> str:
         return strftime("%H:%M:%S", localtime(float(wall)))   # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
         return "?"
+
+
+def _mounted_read_only(path: Path) -> bool:
+    """Whether ``path`` is on a file system mounted read-only (False where the OS cannot say)."""
+    try:
+        return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 0))
+    except (OSError, AttributeError):
+        return False
 
 
 def _host_name() -> str:
@@ -2119,6 +2265,12 @@ def _whole(fh: Any, head: bytes, size: int, zero_tail: bool = True) -> Optional[
     tail = _read_at(fh, max(0, size - _TAIL), _TAIL + 1)
     if len(tail) != min(size, _TAIL):
         return None
+    if zero_head(head):
+        # no format the station takes begins with zero bytes: a file made at its full size
+        # first (Windows CopyFile, an SMB copy) and not filled yet. It matched no format's
+        # signature and was taken as "whole", sent unfilled and moved to failed/ as "not an
+        # image" while the writer went on writing into failed/
+        return False
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return tail.endswith(b"IEND\xaeB`\x82")
     if head.startswith((b"GIF87a", b"GIF89a")):
@@ -2136,6 +2288,11 @@ def _whole(fh: Any, head: bytes, size: int, zero_tail: bool = True) -> Optional[
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff_whole(fh, head, size)
     return True
+
+
+def zero_head(head: bytes) -> bool:
+    """Whether a file's first bytes (``head``, some) are all zero: its size set first, not filled."""
+    return bool(head) and not head.strip(b"\x00")
 
 
 def _unmarked(head: bytes) -> bool:
