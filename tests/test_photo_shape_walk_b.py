@@ -49,6 +49,13 @@ def test_crops_of_many_shapes_are_one_range_without_holes():
     # two cameras' fixed frames: two shapes, as before
     two = photo_check.learn_aspect([(128, 128)] * 20 + [(256, 192)] * 20)
     assert len(two["shapes"]) == 2 and photo_check.shape_doubted(224, 192, two)
+    # ... and still with two crops beside one camera's photos (they made its frame "wide", and
+    # the whole set one range: a 7:6 photo between the cameras no longer named)
+    cropped = photo_check.learn_aspect([(128, 128)] * 20 + [(256, 192)] * 20 + [(280, 200), (294, 200)])
+    assert [s["n"] for s in cropped["shapes"]] == [20, 22] and photo_check.shape_doubted(224, 192, cropped)
+    # a camera with a frame of its own beside continuous crops: the crops' wide shape does not
+    # swallow a tight neighbour far off, nor the crops' own chance gaps part them
+    assert "shapes" not in photo_check.learn_aspect(_crops(0.5, 0.95, 25) + _crops(1.1, 2.0, 25) + [(1000, 1000)])
 
 
 def test_a_wide_shape_is_named_by_its_range_not_its_most_common_size():

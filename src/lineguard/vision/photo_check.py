@@ -41,7 +41,7 @@ train's next step said such parts went to REVIEW).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -381,17 +381,15 @@ def shape_said(w: int, h: int) -> str:
 # before) are now shapes of their own, kept apart (``shapes``), and train says so. Under it
 # one range: crops of a region a few % apart, and 4:3 beside 5:4 (6.7%) as before.
 SHAPE_GAP = 0.10
-# ... but only where every shape so found is tight (its own width/heights within SHAPE_GAP:
-# a camera's fixed frame). Photos cropped at many sizes vary continuously, and among a few
-# dozen of them gaps over 10% come by chance: 50 magnetic-tile crops (width/height 0.4-2.5)
-# were cut into 4 "shapes" and 10% of the good test tiles, falling between them, went to
-# REVIEW as "another camera". Where a shape is wide, a gap parts two shapes only when it is
-# past WIDE_SHAPE_GAP and past what chance leaves between that many photos spread evenly
-# (log scale) over their width/heights once in SHAPE_CHANCE. Simulated, n such photos of
-# width/height 0.5-2 or 0.36-2.6 were split by chance 1-4% of the time at n = 20, 0.2% at
-# 30, never from 50 up; random draws of 30-200 magnetic-tile crops were split in 0-2 of 20
-# (every one before), while a camera of a fixed 2:1 frame beside crops of 0.9-1.1 is still a
-# shape of its own (one of 4:3 beside them, 21% off, is not: within the crops' one range).
+# ... but only where a camera's fixed frame is involved (learn_aspect). Photos cropped at
+# many sizes vary continuously, and among a few dozen of them gaps over 10% come by chance:
+# 50 magnetic-tile crops (width/height 0.4-2.5) were cut into 4 "shapes" and 10% of the good
+# test tiles, falling between them, went to REVIEW as "another camera". Elsewhere a gap parts
+# two shapes only when it is past WIDE_SHAPE_GAP and past what chance leaves between that
+# many photos spread evenly (log scale) over their width/heights once in SHAPE_CHANCE.
+# Random draws of 30, 50, 100 magnetic-tile crops (20 each) were split in none (every one
+# before), while a camera of a fixed 2:1 frame beside crops of 0.9-1.1 is still a shape of
+# its own (one of 4:3 beside them, 21% off, is not: within the crops' one range).
 WIDE_SHAPE_GAP = 0.5
 SHAPE_CHANCE = 0.001
 
@@ -416,9 +414,12 @@ def _split_at(ratios: list[float], order: list[int], gap: float) -> list[list[in
     return sets
 
 
-def _tight(lo: float, hi: float) -> bool:
-    """A camera's fixed frame (or crops of one region): width/heights within SHAPE_GAP."""
-    return hi <= lo * (1 + SHAPE_GAP) + 1e-12
+def _tight(group: Sequence[float]) -> bool:
+    """A camera's fixed frame (or crops of one region): width/heights (``group``, ascending)
+    within SHAPE_GAP, a twentieth at each end aside: two crops beside a camera's 20 photos
+    made its frame "wide", and so the set one range."""
+    k = len(group) // 20
+    return group[len(group) - 1 - k] <= group[k] * (1 + SHAPE_GAP) + 1e-12
 
 
 def chance_gap(n: int, lo: float, hi: float) -> float:
@@ -446,9 +447,25 @@ def learn_aspect(sizes: list[tuple[int, int]], names: Optional[list[str]] = None
     learnt: dict[str, Any] = {"range": [round(min(ratios), 5), round(max(ratios), 5)], "size": _most_common(sizes)}
     order = sorted(range(len(sizes)), key=lambda i: ratios[i])
     sets = _split_at(ratios, order, SHAPE_GAP)
-    if not all(_tight(ratios[s[0]], ratios[s[-1]]) for s in sets):
-        # crops varying continuously: only a gap chance hardly leaves parts two shapes
-        sets = _split_at(ratios, order, max(WIDE_SHAPE_GAP, chance_gap(len(ratios), min(ratios), max(ratios))))
+    # Each gap over SHAPE_GAP parts two shapes where both sides are tight and one of them is
+    # a camera's frame (it holds a quarter of the photos, at least 5): two cameras' frames, or a
+    # few photos of another camera beside one. Elsewhere the photos vary continuously (crops),
+    # and only a gap chance hardly leaves (WIDE_SHAPE_GAP, chance_gap) parts them. A few crops
+    # alike in the sparse ends of a spread are no camera (kept apart, they made holes), and two
+    # crops beside a camera's 20 photos do not make its frame wide (_tight sets a twentieth
+    # aside: the set was one range, a third camera's shape between the two no longer named).
+    least = max(5, math.ceil(0.25 * len(ratios)))
+    tight = [_tight([ratios[i] for i in st]) for st in sets]
+    frame = [t and len(st) >= least for t, st in zip(tight, sets)]
+    wide = max(WIDE_SHAPE_GAP, chance_gap(len(ratios), min(ratios), max(ratios)))
+    merged = [list(sets[0])]
+    for k, (left, right) in enumerate(zip(sets, sets[1:])):
+        if (tight[k] and tight[k + 1] and (frame[k] or frame[k + 1])) \
+                or ratios[right[0]] > ratios[left[-1]] * (1 + wide):
+            merged.append(list(right))
+        else:
+            merged[-1].extend(right)
+    sets = merged
     if len(sets) > 1:       # one shape: the range alone, as models from before keep it
         main = max(range(len(sets)), key=lambda k: len(sets[k]))
         learnt["shapes"] = [{"range": [round(ratios[s[0]], 5), round(ratios[s[-1]], 5)],
