@@ -141,7 +141,8 @@ def test_write_report_writes_a_self_contained_folder(tmp_path: Path):
         assert (out / ref).exists(), ref
     assert "scratch" in html_text and "x.png" in html_text and "a note" in html_text
     rows = (out / "items.csv").read_text().splitlines()
-    assert rows[0] == "path,defect_type,score,verdict,photo_issues,outcome" and rows[3].endswith("false reject")
+    # photo_issues added last: outcome stays the fifth column for sheets that read by position
+    assert rows[0] == "path,defect_type,score,verdict,outcome,photo_issues" and rows[3].endswith("false reject,")
 
 
 def test_write_report_without_matplotlib(tmp_path: Path, monkeypatch):
@@ -324,8 +325,9 @@ def test_evaluate_reports_false_rejects_escapes_and_review_load(tmp_path: Path):
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["review_load_good"] == pytest.approx(0.8) and metrics["reviews_defect"] == 1
-    rows = {r.split(",")[0].rsplit("/", 2)[-2] + "/" + r.split(",")[0].rsplit("/", 1)[-1]: r.split(",")[-1]
-            for r in (out / "items.csv").read_text().splitlines()[1:]}
+    import csv
+    with open(out / "items.csv", newline="") as f:
+        rows = {"/".join(r["path"].rsplit("/", 2)[-2:]): r["outcome"] for r in csv.DictReader(f)}
     assert rows["scratch/002.png"] == "review" and rows["good/000.png"] == "review"
     assert rows["good/004.png"] == "false reject" and rows["dent/000.png"] == "caught"
     page = (out / "index.html").read_text()

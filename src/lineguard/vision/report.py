@@ -1,8 +1,8 @@
 """Write an evaluation to a folder a quality engineer can open and forward.
 
     <out_dir>/metrics.json     every number, machine-readable (plain top-level keys)
-    <out_dir>/items.csv        one row per test image: file, type, score, verdict, the photo
-                               check's doubts about the photo (photo_issues), outcome
+    <out_dir>/items.csv        one row per test image: file, type, score, verdict, outcome, the
+                               photo check's doubts about the photo (photo_issues)
     <out_dir>/roc.png          image-level ROC with the operating point
     <out_dir>/histogram.png    good vs defective score distributions and the threshold
     <out_dir>/gallery/*.png    overlays of the worst misses and the worst false alarms
@@ -270,9 +270,10 @@ def _issues(item: dict) -> str:
 def _items_csv(items: list[dict], threshold: Optional[float], review_threshold: Optional[float] = None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    # photo_issues: why the photo check doubted the photo ("" when it did not), beside the
-    # verdict it explains; eval's note sent engineers to it while no file held it
-    w.writerow(["path", "defect_type", "score", "verdict", "photo_issues", "outcome"])
+    # photo_issues: why the photo check doubted the photo ("" when it did not); eval's note
+    # sent engineers to it while no file held it. Last: a sheet reading the columns by
+    # position finds outcome where it was
+    w.writerow(["path", "defect_type", "score", "verdict", "outcome", "photo_issues"])
     ok_thr = review_threshold if review_threshold is not None else threshold
     for it in items:
         # the outcome of the verdict given, as the summary counts it: a REVIEW the photo
@@ -285,8 +286,8 @@ def _items_csv(items: list[dict], threshold: Optional[float], review_threshold: 
                        (False, "REVIEW"): "review"}[(_is_defect(it), judged)]
             if _by_photo(it, judged, ok_thr, threshold):
                 outcome = "review (photo check)"
-        w.writerow([str(it["path"]), it["defect_type"], f"{float(it['score']):.6g}", _verdict(it),
-                    _issues(it), outcome])
+        w.writerow([str(it["path"]), it["defect_type"], f"{float(it['score']):.6g}", _verdict(it), outcome,
+                    _issues(it)])
     return buf.getvalue()
 
 
