@@ -130,6 +130,9 @@ def test_a_refused_file_makes_health_degraded_and_is_listed(tmp_path):
     assert body["status"] == "degraded" and "watcher L1/S1 refused" in body["faults"], body
     [shown] = body["watchers"]
     assert shown["failed"] == 1 and shown["refused"] == 1 and shown["refused_last"] is not None, shown
+    # the watcher's own words reach it: which file, and why (only the count did)
+    assert shown["refused_files"] == ["K-0001.png"] and "16-bit TIFF" in shown["refused_last_reason"], shown
+    assert "K-0001.png" in body["faults"]["watcher L1/S1 refused"] and "at " in body["faults"]["watcher L1/S1 refused"]
 
 
 # ---- 6: the floor advised on a small disk ----------------------------------------------------

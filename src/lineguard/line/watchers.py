@@ -307,8 +307,8 @@ def watcher_faults(found: Statuses, now: Optional[float] = None) -> dict[str, st
                 latest = f"{latest}: {refused['reason']}"
             when = ("at " if refused["last_from"] == "watcher" else "seen by this station at ") + _clock(refused["last"])
             faults[f"{name} refused"] = (
-                f"{refused['n']} file(s) of {st.get('folder')} refused since the watcher started and moved to "
-                f"failed/ uninspected, the latest {when}" + (f" ({latest})" if latest else "") + ": a truncated "
+                f"{refused['n']} file(s) of {st.get('folder')} refused since the watcher started, uninspected "
+                f"(moved to failed/, or left in the folder under a new file of the name), the latest {when}" + (f" ({latest})" if latest else "") + ": a truncated "
                 "or empty file, an image the station cannot read (a 16-bit TIFF), or a part id in conflict. Each "
                 "file's reason is beside it in failed/ (NAME.reason.txt) and in the watcher's log; put right what "
                 "it says, then drop the file into the folder again to have the part inspected (this fault clears "

@@ -446,6 +446,11 @@ class FolderWatcher:
         self.given_up: list[str] = []      # the latest files moved to failed/ after timing out on every try
         self._given_up_n = 0               # how many, since the start
         self._given_up_wall: Optional[float] = None   # when the latest was (the station's /health shows it)
+        # the latest files refused (moved to failed/ at once, or left in place under a new file):
+        # names, when the latest was and why, for the station's /health fault (line.watchers)
+        self.refused: list[str] = []
+        self._refused_wall: Optional[float] = None
+        self._refused_reason: Optional[str] = None
         self._aside_path = self.folder / ASIDE_FILE
         self._read_stat: Optional[os.stat_result] = None
         self._journal_lines = 0
@@ -1049,6 +1054,9 @@ class FolderWatcher:
                 "given_up": self._given_up_n,
                 "given_up_files": [shown_name(n) for n in self.given_up[-ASIDE_NAMED:]],
                 "given_up_last": self._given_up_wall,
+                "refused_files": [shown_name(n) for n in self.refused[-ASIDE_NAMED:]],
+                "refused_last": self._refused_wall,
+                "refused_last_reason": self._refused_reason,
                 # every file left is set aside and failing again, no part answered for a while: the
                 # station may fail on every part (ONLY_ASIDE)
                 "only_set_aside": only is not None, "only_set_aside_since": only.wall if only else None,
@@ -1658,6 +1666,14 @@ class FolderWatcher:
             head = fh.read(_HEAD)
             return _whole(fh, head, size, zero_tail=zero_tail)
 
+    def _was_refused(self, name: str, reason: str) -> None:
+        """Keep what the status says of a refused file: its name among the latest, when and why
+        (the station's /health fault named none of them: only the count reached it)."""
+        self.refused.append(name)
+        del self.refused[:-ASIDE_NAMED]
+        self._refused_wall = time.time()
+        self._refused_reason = reason[:500]
+
     def _refuse(self, path: Path, sig: tuple[int, int], data: Optional[bytes], reason: str,
                 ino: Optional[int] = None) -> None:
         entry = {"name": path.name, "size": sig[0], "mtime_ns": sig[1], "part_id": None,
@@ -1666,6 +1682,7 @@ class FolderWatcher:
         unjournalled = self._journal_kept(entry)
         self._handled[self._entry_key(path.name, *sig)] = _done_entry("failed", reason, entry["sha256"], ino)
         self.counts["failed"] += 1
+        self._was_refused(path.name, reason)
         if not self._still(path, sig, ino, entry["sha256"]):
             # a new file under the name since it was looked at: never moved to failed/ with
             # the reason of the file before it
@@ -1698,6 +1715,7 @@ class FolderWatcher:
             unjournalled = self._journal_kept(entry)
             self._handled[self._entry_key(path.name, *sig)] = _done_entry("failed", str(exc), entry["sha256"], ino)
             self.counts["failed"] += 1
+            self._was_refused(path.name, str(exc))
             self._corrupt.pop(path.name, None)
             # the submit takes seconds (a first part's model load, a slow --server): a camera
             # writing the same name meanwhile left a new part there, not this file

@@ -68,6 +68,12 @@ class HeartbeatIn(NulFree):
     given_up_files: list[Annotated[str, Field(max_length=4096, pattern=NO_NUL)]] = Field(
         default_factory=list, max_length=100, description="the newest files given up")
     given_up_last: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
+    # files refused (moved to failed/ at once: truncated, undecodable, a part id in conflict):
+    # the newest names, when the latest was and why (/health's "refused" fault names them)
+    refused_files: list[Annotated[str, Field(max_length=4096, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=100, description="the newest files refused")
+    refused_last: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
+    refused_last_reason: Optional[str] = Field(None, max_length=2000)
     only_set_aside: bool = False
     only_set_aside_since: Optional[float] = Field(None, ge=0, le=_BIG, description="the watcher's clock (Unix time)")
     set_aside_error: Optional[str] = Field(None, max_length=2000)
