@@ -177,11 +177,14 @@ def test_camera_and_plc_make_a_station_a_trigger_judges_the_next_frame(sqlite_st
                         window_ms=5000).start()
     link = ModbusLink("127.0.0.1", port)
     try:
+        deadline = time.monotonic() + 60                        # a lost trigger fails, never hangs the run
         while g.frames < 2:                                     # frames 0 and 1 have gone by
+            assert time.monotonic() < deadline, "the camera folder played no frame in 60 s"
             time.sleep(0.01)
         shown = g.frames
         link.trigger(7)
         while not link.result_valid():
+            assert time.monotonic() < deadline, "no ResultsValid within 60 s of the trigger"
             time.sleep(0.01)
         res = link.read_result()
         assert res["inspection_id"], f"no part was judged: {res}"

@@ -356,11 +356,10 @@ def _say_photo_set(insp: "Inspector", false_reject_rate: float, output: Optional
     step 1 asks for (copies of one photo count once). ``output``: the model written, beside
     which the photos of the other shapes are listed when too many to name."""
     from ..vision.inspector import LEARNT_PHOTOS
-    from ..vision.photo_check import shape_said, shapes_said
+    from ..vision.photo_check import shape_group_said, shapes_said
 
     def _shape_short(s: dict) -> str:     # "4:3" for a camera's frame, "width/height 0.60-1.03" for crops
-        lo, hi = s["range"]
-        return f"width/height {lo:.2f}-{hi:.2f}" if hi > lo * 1.01 else shape_said(*s["size"])
+        return shape_group_said(s, short=True)
     shapes = (insp.info.get("photo_aspect") or {}).get("shapes") or []
     listed = None
     if output is not None:
@@ -428,25 +427,29 @@ def skipped_list_path(output: Path) -> Path:
 
 
 def _write_skipped_list(output: Path, rows: list[str]) -> Optional[Path]:
-    """Every skipped file, a line each, beside the model when there are more than
-    SKIPPED_SHOWN (temp file, fsync, rename: never a half list); else a list an earlier
-    train left there is taken away, so it is never read as this run's. The path written,
-    or None (none, or the folder is not writable: the terminal's lines stand alone)."""
+    """Every skipped file, a line each, beside the model (see :func:`_write_list`)."""
+    return _write_list(skipped_list_path(output), _SKIPPED_HEADER, rows, "skipped files")
+
+
+def _write_list(path: Path, header: str, rows: list[str], what: str) -> Optional[Path]:
+    """``rows``, a line each under ``header``, at ``path`` beside the model when there are
+    more than SKIPPED_SHOWN (temp file, fsync, rename: never a half list); else a list an
+    earlier train left there is taken away, so it is never read as this run's. The path
+    written, or None (none, or the folder is not writable: the terminal's lines stand alone)."""
     from ..vision.atomic import atomic_write_bytes
-    path = skipped_list_path(output)
     if len(rows) <= SKIPPED_SHOWN:
         try:
             with path.open(encoding="utf-8") as fh:
-                ours = fh.readline().rstrip("\n") == _SKIPPED_HEADER
+                ours = fh.readline().rstrip("\n") == header
             if ours:        # only a list train wrote: never a file of the user's by that name
                 path.unlink()
         except (OSError, UnicodeDecodeError):
             pass
         return None
     try:
-        atomic_write_bytes(path, ("\n".join([_SKIPPED_HEADER, *rows]) + "\n").encode("utf-8"))
+        atomic_write_bytes(path, ("\n".join([header, *rows]) + "\n").encode("utf-8"))
     except OSError as exc:
-        note("note", f"{path}: cannot write the list of skipped files ({exc.strerror or exc})")
+        note("note", f"{path}: cannot write the list of {what} ({exc.strerror or exc})")
         return None
     return path
 
@@ -462,27 +465,9 @@ def shapes_list_path(output: Path) -> Path:
 
 def _write_shapes_list(output: Path, groups: list[tuple[str, list[str]]]) -> Optional[Path]:
     """Every good photo of the other shapes (``groups``: each shape as said, its photos), a
-    line each ("PHOTO: SHAPE"), beside the model when there are more than SKIPPED_SHOWN
-    (temp file, rename: never a half list); else a list an earlier train left there is
-    taken away, so it is never read as this run's. The path written, or None."""
-    from ..vision.atomic import atomic_write_bytes
-    path = shapes_list_path(output)
+    line each ("PHOTO: SHAPE"), beside the model (see :func:`_write_list`)."""
     rows = [f"{photo}: {said}" for said, photos in groups for photo in photos]
-    if len(rows) <= SKIPPED_SHOWN:
-        try:
-            with path.open(encoding="utf-8") as fh:
-                ours = fh.readline().rstrip("\n") == _SHAPES_HEADER
-            if ours:        # only a list train wrote: never a file of the user's by that name
-                path.unlink()
-        except (OSError, UnicodeDecodeError):
-            pass
-        return None
-    try:
-        atomic_write_bytes(path, ("\n".join([_SHAPES_HEADER, *rows]) + "\n").encode("utf-8"))
-    except OSError as exc:
-        note("note", f"{path}: cannot write the list of photos of other shapes ({exc.strerror or exc})")
-        return None
-    return path
+    return _write_list(shapes_list_path(output), _SHAPES_HEADER, rows, "photos of other shapes")
 
 
 def _few(names: list[str], few: int = 5) -> str:
@@ -539,7 +524,7 @@ def _good_folders_read(good: Sequence[Path], output: Path) -> list[str]:
                 # the good photos were missing, where they wait one folder further down
                 fail(f"{folder}: no photos directly in it: it is a data set (train/good/ holds "
                      f"{_photos_in(layout)} photos of good parts); learn from those: lineguard train {layout} "
-                     f"-o {output}")
+                     f"-o {output} (with the other options you gave)")
             holds = "; ".join(_not_read_said(entries)) if entries else "nothing (it is empty)"
             fail(f"{folder}: no images found; it holds {holds}"
                  + (f" (every one listed in {listed})" if listed else "")

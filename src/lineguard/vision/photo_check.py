@@ -475,26 +475,29 @@ def learn_aspect(sizes: list[tuple[int, int]], names: Optional[list[str]] = None
     return learnt
 
 
-def shape_group_said(shape: dict[str, Any]) -> str:
-    """One of the good photos' shapes as a person reads it: a fixed frame by its most common
-    size, "256 x 192 (4:3)"; crops of many shapes by their range, "width/height 0.60-1.03"
-    (their most common size named a group of 0.60 to 1.03 "0.60:1")."""
+def _wide(shape: dict[str, Any]) -> bool:
+    """A shape of crops (width/heights more than 1% apart), not a camera's fixed frame."""
     lo, hi = shape["range"]
-    if hi > lo * 1.01:
+    return hi > lo * 1.01
+
+
+def shape_group_said(shape: dict[str, Any], short: bool = False) -> str:
+    """One of the good photos' shapes as a person reads it: a fixed frame by its most common
+    size, "256 x 192 (4:3)" (``short``: "4:3"); crops of many shapes by their range,
+    "width/height 0.60-1.03" (their most common size named a group of 0.60 to 1.03 "0.60:1")."""
+    if _wide(shape):
+        lo, hi = shape["range"]
         return f"width/height {lo:.2f}-{hi:.2f}"
     w, h = shape["size"]
-    return f"{w} x {h} ({shape_said(w, h)})"
+    return shape_said(w, h) if short else f"{w} x {h} ({shape_said(w, h)})"
 
 
 def shapes_said(photo_aspect: Optional[dict[str, Any]]) -> str:
     """The good photos' shapes as train names them, e.g. "1:1 x20 (128 x 128), 4:3 x20 (256 x
     192)", a wide one "x34 of width/height 0.60-1.03"; "" for one shape (or a model from before)."""
-    said = []
-    for s in (photo_aspect or {}).get("shapes") or []:
-        lo, hi = s["range"]
-        said.append(f"x{s['n']} of {shape_group_said(s)}" if hi > lo * 1.01 else
-                    f"{shape_said(*s['size'])} x{s['n']} ({s['size'][0]} x {s['size'][1]})")
-    return ", ".join(said)
+    return ", ".join(f"x{s['n']} of {shape_group_said(s)}" if _wide(s) else
+                     f"{shape_said(*s['size'])} x{s['n']} ({s['size'][0]} x {s['size'][1]})"
+                     for s in (photo_aspect or {}).get("shapes") or [])
 
 
 def shape_doubted(w: int, h: int, photo_aspect: Optional[dict[str, Any]]) -> bool:

@@ -329,7 +329,8 @@ LG.start(async (main) => {
       + `(${ci} %: ${pct(c.lo, 1)}-${pct(c.hi, 1)}); `
       // as train says it: a conformal promise holds on average over good folders like the
       // training one, not for every run of parts (train: "on average <= 2.44%"; the page's
-      // "at most 2.4 %" read as a bound on these very parts), to train's two decimals
+      // "at most 2.4 %" read as a bound on these very parts), to train's two decimals with a
+      // last 0 dropped (2.44 %, 2.5 %, 1.0 % as the page said it before)
       + `${who} promised at most ${pct(c.promised, 2).replace(/0 %$/, " %")} of good parts on average${promised}.`
       + (c.above_promise ? " Above the promise: more defects than usual, or good parts unlike the training photos."
         + " Review recent parts to tell which; if they are good, "
