@@ -99,7 +99,7 @@ def test_a_baseline_whose_records_are_no_longer_kept_says_so_not_that_the_line_m
         r = c.get("/api/v1/spc/p-chart", params={**MONTH, **STEADY})
     assert r.status_code == 422, r.text
     said = r.json()["error"]["message"]
-    assert "before the oldest records kept (2026-11-23T00:00:00Z" in said and "after 2026-11-23" in said, said
+    assert "before the oldest records kept (2026-11-23 00:00 UTC" in said and "after 2026-11-23" in said, said
     assert "holds no part judged" in said and "when the line ran" not in said
 
 

@@ -165,13 +165,3 @@ def test_a_period_report_given_since_alone_says_it_stops_at_todays_start(spc_sta
     assert f"until={today.date().isoformat()}" in said
     assert said in [row[1][1] for row in book["Window"][1:]]
     assert whole["window"]["today_left_out"] is None        # an until given: nothing left out unsaid
-
-
-def test_the_workbooks_good_parts_made_heading_says_it_is_estimated(spc_station):
-    st = spc_station(timezone="Europe/Berlin")
-    made_month(st)
-    with client(st) as c:
-        book = _book(c.get("/api/v1/reports/period", params={**NOV, "format": "xlsx"}).content)
-    head = [t for _, t in book["Summary"][0]]
-    made = [h for h in head if h.startswith("good parts made")]
-    assert len(made) == 1 and "estimated" in made[0], head

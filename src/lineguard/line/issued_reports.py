@@ -170,10 +170,15 @@ def _issued_since(w: dict[str, Any], revision: tuple[int, Optional[int], Optiona
     issued = f"report #{last.id} of {what} was issued already (by {last.issued_by or 'an open read'} " \
              f"at {iso_utc(last.issued_at)}{note})"
     if last.withdrawn_at is not None:
-        # "replacing #2" of a #2 withdrawn read as if #2 were what the customer has, and the
-        # page asked "replacing #2?"; what stands is said, or that none does
-        now = (f"report #{stands.id} (issued at {iso_utc(stands.issued_at)}) still stands and this would "
-               "replace it" if stands is not None else f"no report of {what} stands, so this replaces none")
+        # "replacing #2" of a #2 withdrawn read as if #2 were what the customer has. The new
+        # revision's header names the withdrawn one as the one it replaces (the chain's
+        # order); the one that stands now is not replaced in the chain but stops being the
+        # newest: said so, as the data has it ("replaces" #last, "stands" #stands)
+        now = (f"it would follow withdrawn #{last.id}; report #{stands.id} (issued at "
+               f"{iso_utc(stands.issued_at)}), the one that stands now, would no longer be the newest: this one "
+               "would stand" if stands is not None else
+               f"no report of {what} stands, so this replaces none that stands: it would follow withdrawn "
+               f"#{last.id} and be the one that stands")
         return Conflict(f"{issued} and withdrawn (by {last.withdrawn_by or 'an open read'} at "
                         f"{iso_utc(last.withdrawn_at)}: {last.withdrawn_reason}): {now}. It would be revision "
                         f"{revision[0]}, not {meant}; nothing was issued. To send the report, issue it as revision "

@@ -699,12 +699,17 @@ def sheets(report: dict[str, Any], timezone: Optional[str],
     window_rows += [["window", w["still_running"]]] if w.get("still_running") else []
     window_rows += [["window", w["today_left_out"]]] if w.get("today_left_out") else []
     window_rows += [["records", w["records_incomplete"]]] if w["records_incomplete"] else []
+    # n is estimated too while NG parts wait (every part less the NG taken as defects at the
+    # reviewed ones' share): 103.57 read as a count under "(n)". Said here, not in the Summary's
+    # heading: sheets that look a column up by its heading (Power Query) lost it when renamed
+    estimated = [ln["line"] for ln in report["lines"] if (ln.get("good_scrapped") or {}).get("estimate")]
+    window_rows += [["good parts made", f"estimated where the Summary's estimate is TRUE ({', '.join(estimated)}): "
+                     "NG parts there still wait for review, so good parts made (n) and good parts scrapped (k) are "
+                     "estimates (the reviewed NG parts' good share taken for all), not counts; review every NG part "
+                     "for a count"]] if estimated else []
     window_rows += _issued_rows(issued, zone)
     summary_head = ["line", "parts judged", "OK", "NG", "REVIEW", "NG " + _SHARE,
-                    "good parts scrapped " + _SHARE, "good parts scrapped (k)",
-                    # n is estimated too while NG parts wait (every part less the NG taken as defects at
-                    # the reviewed ones' share): 103.57 read as a count under "(n)"
-                    "good parts made (n; estimated where estimate is TRUE)", "estimate",
+                    "good parts scrapped " + _SHARE, "good parts scrapped (k)", "good parts made (n)", "estimate",
                     "rejected parts reviewed good " + _SHARE, "NG reviewed good (k)", "NG reviewed (n)",
                     "passed parts defective, audit " + _SHARE, "audited defects (k)", "audited OK reviewed (n)",
                     "one-sided upper bound " + _SHARE, "audited parts needed for the target",

@@ -210,7 +210,8 @@ def _control(subgroups: list[spc.Subgroup], shift: Shift, since: dt.datetime) ->
     the centre, a shift of 10 NG in 17 parts pulled a week's 3.3 % up to 8.1 % and its own
     upper limit up to 38 %: the worse the shift, the wider the limits it was judged by.
     None when the shift judged no part; without a shift with parts before it (a new line),
-    the shift's rate and no limits, said so."""
+    or with fewer than spc.MIN_REFERENCE_PARTS parts in them, the shift's rate and no
+    limits, said so."""
     before = [g for g in subgroups if g.label != shift.label and g.n > 0]
     this = next((g for g in subgroups if g.label == shift.label and g.n > 0), None)
     if this is None:
@@ -223,6 +224,16 @@ def _control(subgroups: list[spc.Subgroup], shift: Shift, since: dt.datetime) ->
                 "alarms": [], "limits_from": limits_from,
                 "text": "no limits: no shift before this one in the week judged a part (a new line or product, "
                         "or the records start here), so there is nothing to judge this shift against"}
+    if parts < spc.MIN_REFERENCE_PARTS:
+        # as the p-chart's baseline: a centre from a handful of parts is their luck (one OK
+        # part set it at 50 %, and a shift at 17 % NG read "below the control limit")
+        # shifts_compared: the shifts looked at, as with limits (limits_from says their parts)
+        return {"p": this.defects / this.n, "centre": None, "ucl": None, "lcl": None,
+                "shifts_compared": len(before), "alarms": [], "limits_from": limits_from,
+                "text": f"no limits: the {len(before)} shift{'' if len(before) == 1 else 's'} before this one in "
+                        f"the week judged {parts} part{'' if parts == 1 else 's'} ({ng} NG), and limits need at "
+                        f"least {spc.MIN_REFERENCE_PARTS}; this shift is judged against them once the week's "
+                        "shifts before it hold that many"}
     # Phase II: the centre fixed from the shifts before, this shift charted after them so a
     # run rule (nine above the centre, two of three beyond 2 sigma) sees the shifts leading to it
     chart = spc.p_chart([*before, this], centre=spc.reference_centre(ng, parts))

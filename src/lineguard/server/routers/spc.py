@@ -324,6 +324,18 @@ def _plant_span(t0: dt.datetime, t1: dt.datetime, zone: Optional[dt.tzinfo]) -> 
     return f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M} ({getattr(zone, 'key', str(zone))})"
 
 
+def _plant_instant(t: dt.datetime, zone: Optional[dt.tzinfo]) -> str:
+    """A naive-UTC instant on the plant's clock, its zone said ("2026-11-23 00:00
+    Europe/Berlin"; ISO UTC where no zone is set or at the calendar's edge)."""
+    if zone is None:
+        return _iso(t)
+    try:
+        a = t.replace(tzinfo=dt.timezone.utc).astimezone(zone)
+    except (OverflowError, ValueError):
+        return _iso(t)
+    return f"{a:%Y-%m-%d %H:%M} {getattr(zone, 'key', str(zone))}"
+
+
 def _baseline_window(station: Station, where: Scope, since: Optional[str], until: Optional[str],
                      otherwise: str) -> Optional[tuple[dt.datetime, dt.datetime, Filters]]:
     """A reference window's (start, end, filters over the records kept) from
@@ -384,11 +396,17 @@ def p_chart(where: Scope = Depends(scope),
         # counted in the chart's own subgroups: by lot, of the parts sent with a lot, as drawn
         reference = defect_subgroups(station.db, bf, by, periods)
         b_parts, b_ng = sum(g.n for g in reference), sum(g.defects for g in reference)
-        if not b_parts and where.kept_since is not None and b0 < where.kept_since:
-            raise InvalidRequest(f"the baseline window ({_iso(b0)} to {_iso(b1)}) starts before the oldest records "
-                                 f"kept ({_iso(where.kept_since)}: the record keeper deleted the parts before it that "
-                                 "no one reviewed), and what is kept of it holds no part judged: choose a baseline "
-                                 f"after {_iso(where.kept_since)}")
+        # the record keeper deleted the parts before kept_since that no one reviewed: a baseline
+        # reaching before it is counted from what is kept, and a refusal says so (in plant time)
+        cut = where.kept_since is not None and b0 < where.kept_since
+        kept = _plant_instant(where.kept_since, where.zone) if cut else ""
+        deleted = (f"; it starts before the oldest records kept ({kept}: the record keeper deleted the parts before "
+                   "it that no one reviewed), so only what is kept of it counts") if cut else ""
+        if not b_parts and cut:
+            raise InvalidRequest(f"the baseline window ({_plant_span(b0, b1, where.zone)}) starts before the oldest "
+                                 f"records kept ({kept}: the record keeper deleted the parts before it that no one "
+                                 f"reviewed), and what is kept of it holds no part judged: choose a baseline after "
+                                 f"{kept}")
         span = _plant_span(bf.since, b1, where.zone)     # the plant's days, as the other refusals say them
         if not b_parts:
             raise InvalidRequest(f"the baseline window ({span}) holds no part judged"
@@ -398,11 +416,13 @@ def p_chart(where: Scope = Depends(scope),
             # refused, not drawn with a warning: every limit and rule of the chart comes from
             # this centre, so a chart centred on a handful of parts has nothing right to show
             raise InvalidRequest(f"the baseline window ({span}) holds {b_parts} part(s) judged"
-                                 + (" with a lot" if by == "lot" else "") + f" ({b_ng} NG): a centre line needs at "
-                                 f"least {spc.MIN_REFERENCE_PARTS} (from {b_parts} it would be "
-                                 f"{spc.reference_centre(b_ng, b_parts):.1%}, that handful's luck); choose a longer "
-                                 "baseline window, or leave baseline_since/baseline_until out to centre on the window "
-                                 "drawn", baseline_parts=b_parts, parts_needed=spc.MIN_REFERENCE_PARTS)
+                                 + (" with a lot" if by == "lot" else "") + f" ({b_ng} NG){deleted}: a centre line "
+                                 f"needs at least {spc.MIN_REFERENCE_PARTS} (from {b_parts} it would be "
+                                 f"{spc.reference_centre(b_ng, b_parts):.1%}, that handful's luck); "
+                                 + (f"choose a baseline after {kept} that holds that many" if cut else
+                                    "choose a longer baseline window")
+                                 + ", or leave baseline_since/baseline_until out to centre on the window drawn",
+                                 baseline_parts=b_parts, parts_needed=spc.MIN_REFERENCE_PARTS)
         centre = spc.reference_centre(b_ng, b_parts)
         baseline = {"from": "baseline_since/until", "since": _iso(bf.since), "until": _iso(b1), "parts": b_parts,
                     "ng": b_ng}

@@ -391,10 +391,14 @@ LG.start(async (main) => {
     } catch (err) {
       const said = err && err.status === 409 && err.body && err.body.error;
       if (!said || !said.replaces) throw err;
-      // the last one issued withdrawn: "replacing #2" read as if #2 still stood; what stands said
+      // the last one issued withdrawn: "replacing #2" read as if #2 still stood. The new
+      // revision follows the withdrawn one (its header's "replaces"); the one standing now
+      // is not replaced in that chain, it stops being the newest: said as the data has it
       const replacing = !said.withdrawn ? `replacing #${said.replaces}`
-        : said.stands ? `#${said.replaces} was withdrawn; this replaces #${said.stands}, which still stands`
-          : `#${said.replaces} was withdrawn and no report of this window stands: this replaces none`;
+        : said.stands ? `it follows withdrawn #${said.replaces}; #${said.stands}, the one that stands now, `
+          + "would no longer be the newest"
+          : `#${said.replaces} was withdrawn and no report of this window stands: this follows it and replaces `
+          + "none that stands";
       if (!confirm(`${said.message}.\n\nIssue revision ${said.revision}? (${replacing})`
         + (issueNote.value.trim() ? "" : " Its note is empty."))) {
         LG.say(said.withdrawn && !said.stands ? "Not issued: no report stands for this window (every one issued "
