@@ -105,3 +105,27 @@ def test_the_sign_in_page_says_which_sign_in_failed_and_what_to_do(pages, statio
     page.fill("#key-form input[name=api_key]", "lg_00000000_not-a-key")
     page.click("#key-form button")
     expect(page.locator("#status")).to_contain_text("the key is not right")
+
+
+def test_an_admin_refused_demoting_themselves_is_shown_the_stations_words(pages, station):
+    """The last admin setting their own role to operator: the station's 409 was wiped by a
+    page reload and the role quietly went back to admin, with no word (walk E)."""
+    import json
+    with api(station) as c:
+        assert c.post("/api/v1/users", json={"username": "ursa", "password": "ursa-first-pw",
+                                             "role": "admin"}).status_code == 201
+    p = pages(role=None)
+    assert p.ctx.request.post("/api/v1/session", data={"username": "ursa", "password": "ursa-first-pw"}).status == 200
+    page = p.open("/app/admin", "#users table")
+    said = "cannot remove the admin role of 'ursa': the last active admin"
+    # the station's refusal, as it answers when ursa is its last admin (here keys hold admin too)
+    page.route("**/api/v1/users/*", lambda route: route.fulfill(
+        status=409, content_type="application/json",
+        body=json.dumps({"error": {"code": "conflict", "message": said}}))
+        if route.request.method == "PATCH" else route.continue_())
+    row = page.locator("#users tr", has_text="ursa")
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_label("role of ursa").select_option("operator")
+    expect(page.locator("#status")).to_contain_text("the last active admin")
+    expect(row.get_by_label("role of ursa")).to_have_value("admin")
+    assert _user(station, "ursa")["role"] == "admin"

@@ -72,11 +72,17 @@ LG.start(async (main, me) => {
   }
 
   async function changeUser(u, body, done) {
-    try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, {method: "PATCH", body}); LG.say(done, "ok"); }
+    let changed = false;
+    try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, {method: "PATCH", body}); LG.say(done, "ok"); changed = true; }
     catch (err) { LG.fail(err); }
-    // on a refusal too: the row shows what is stored, not what was picked; an admin who
-    // made themselves engineer may no longer read this page
-    if (u.username === me.name && me.kind === "user" && body.role && body.role !== "admin") { location.reload(); return; }
+    // an admin who made themselves engineer may no longer read this page: reloaded, once the
+    // station took it. Not on a refusal (the last admin demoting themselves): the reload wiped
+    // the station's words and the role quietly went back to admin
+    if (changed && u.username === me.name && me.kind === "user" && body.role && body.role !== "admin") {
+      location.reload();
+      return;
+    }
+    // on a refusal too: the row shows what is stored, not what was picked
     try { await load(); } catch (err) { LG.fail(err); }
   }
 
