@@ -124,8 +124,13 @@ def test_an_admin_refused_demoting_themselves_is_shown_the_stations_words(pages,
         body=json.dumps({"error": {"code": "conflict", "message": said}}))
         if route.request.method == "PATCH" else route.continue_())
     row = page.locator("#users tr", has_text="ursa")
+    page.evaluate("window.notReloaded = true")
     page.once("dialog", lambda d: d.accept())
-    row.get_by_label("role of ursa").select_option("operator")
+    with page.expect_response(lambda r: r.request.method == "PATCH"):
+        row.get_by_label("role of ursa").select_option("operator")
+    page.wait_for_load_state("networkidle")
+    # the page stays (a reload wiped the station's words) and says them
+    assert page.evaluate("window.notReloaded === true")
     expect(page.locator("#status")).to_contain_text("the last active admin")
     expect(row.get_by_label("role of ursa")).to_have_value("admin")
     assert _user(station, "ursa")["role"] == "admin"
