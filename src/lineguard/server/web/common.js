@@ -169,6 +169,19 @@ const LG = (() => {
     return data;
   }
 
+  // A request the station is slow to answer (hung, overloaded, a Wi-Fi link half there):
+  // ``fn(seconds)`` is called each second once it has waited ``after`` s, until it answers or
+  // fails. A tap on a hung station showed nothing at all: no "saving", the same part, a
+  // second tap silently dropped. Counted in timer ticks, not Date.now(): a page whose clock
+  // stands still (a test's) still counts.
+  function whileSlow(pending, fn, after = 3) {
+    let s = 0;
+    const timer = setInterval(() => { s += 1; if (s >= after) fn(s); }, 1000);
+    const stop = () => clearInterval(timer);
+    pending.then(stop, stop);
+    return pending;
+  }
+
   // The station's live events (GET /api/v1/events) with ``on`` {event: handler}; ``opened``
   // is told whether the stream comes back after a break, ``broke`` of each break. The
   // browser reconnects a stream that broke by itself, but gives up for good on an answer
@@ -664,7 +677,7 @@ const LG = (() => {
     return reasons.length ? h("div", {}, table, ...reasons) : table;
   }
 
-  return {h, svg, clear, q, api, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
+  return {h, svg, clear, q, api, whileSlow, ALARM_KIND, alarmKind, liveEvents, verificationTable, ApiError, say, fail, start, applyRoles, roleAtLeast, pct, num, count, scoreText, scoreMeans, g3, when, timeOnly, plantTimes,
     verdictClass, partUrl, inspUrl, picUrl, THUMB_PX, VIEW_PX, localToIso, isoToLocal, isEnd, takeLost, timeField, zoneLabel, zoneNote, shiftStarts,
     field, select, params, defectTypes, defectTypesGiven, get defaultDefectTypes() { return DEFAULT_DEFECT_TYPES.slice(); },
     lastWholeMonth, changedSinceForm, withdrawForm, settle, settling, SETTLE_MS, once, get me() { return me; }};

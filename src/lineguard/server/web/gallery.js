@@ -6,7 +6,16 @@ LG.start(async (main) => {
   const {h, api, clear, field, select, num, verdictClass, partUrl, picUrl, THUMB_PX} = LG;
   const p = LG.params();
   if (!("verdict" in p)) p.verdict = "NG";   // a defect gallery opens on the rejects
-  if (p.verdict === "any") p.verdict = "";    // "any" kept in the address: an empty value is left out of it
+  // in any case, as the API reads it: verdict=ng (a link typed by hand) showed every verdict,
+  // the select reading "any", with no word; an unknown one is said, not passed over
+  const verdictAsked = String(p.verdict).trim();
+  p.verdict = verdictAsked.toUpperCase();
+  if (p.verdict === "ANY") p.verdict = "";    // "any" kept in the address: an empty value is left out of it
+  if (p.verdict && !["NG", "OK", "REVIEW"].includes(p.verdict)) {
+    LG.say(`verdict '${verdictAsked}' is not OK, NG or REVIEW: showing every verdict (choose one under verdict `
+      + "and Show).", "error");
+    p.verdict = "";
+  }
 
   const form = h("form", {class: "filters panel", id: "filters"},
     field("line", h("input", {name: "line", value: p.line || "", size: 8, list: "lines"})),
@@ -84,10 +93,32 @@ LG.start(async (main) => {
 
   let cursor = null, shown = 0, total = null;    // total: how many match, counted with the first page
   let asked = 0;     // the latest search: an earlier one answering after it adds nothing to its grid
+
+  // Back from a part opened far down (after "Older parts"): the same parts and the same place.
+  // It came back on the first 48, at the top. Kept in this history entry (the pages shown and
+  // the scroll), the browser's own restoring off: it scrolled before the older pages were there.
+  history.scrollRestoration = "manual";
+  const backTo = history.state && history.state.gallery;
+  function keepPlace() {
+    try {
+      history.replaceState(Object.assign({}, history.state, {gallery: {shown, y: Math.round(scrollY)}}), "");
+    } catch (_e) { /* throttled by the browser: the last place kept stays */ }
+  }
+  let placeTimer = null;
+  addEventListener("scroll", () => { clearTimeout(placeTimer); placeTimer = setTimeout(keepPlace, 150); }, {passive: true});
+  grid.addEventListener("click", keepPlace, true);       // the place as the part is opened
+
+  // A review's outcome in the words of the parts' export (line/part_records.py _OUTCOMES): a
+  // good OK part was called a "false alarm" while its CSV row said "confirmed good", and an
+  // escape read as a plain "defect", never as the missed defect it is
+  const OUTCOME = {"NG good": "false reject", "NG defect": "confirmed defect", "OK defect": "escape (a missed defect)",
+    "OK good": "confirmed good", "REVIEW good": "good at review", "REVIEW defect": "defect at review"};
   function card(it) {
     const src = it.stored && it.stored.image ? picUrl(it.id, it.verdict === "OK" ? "image" : "overlay", THUMB_PX) : null;
-    const review = it.review && it.review.reviewed
-      ? (it.review.label === "good" ? "false alarm" : "defect" + (it.defect_type ? ": " + it.defect_type : ""))
+    const label = it.review && it.review.reviewed ? it.review.label : null;
+    const review = label
+      ? (OUTCOME[`${it.verdict} ${label}`] || (label === "good" ? "good" : "defect"))
+        + (label === "defect" && it.defect_type ? ": " + it.defect_type : "")
       : "not reviewed";
     return h("a", {class: "thumb " + verdictClass(it.verdict), href: partUrl(it.id), dataset: {id: it.id}},
       src ? h("img", {src, alt: "part " + it.part_id, loading: "lazy"}) : h("div", {class: "noimg"}, "image not kept"),
@@ -136,8 +167,23 @@ LG.start(async (main) => {
       count.textContent = "No parts: “from” is not before “until”; swap them.";
       return;
     }
-    const page = await api("/api/v1/inspections" + LG.q(Object.assign({}, forApi(f), {limit: 48, cursor,
-      count: first ? "true" : undefined})));
+    // said while it loads: a hung station blanked the grid and the count with no word
+    if (first) count.textContent = "loading…";
+    else { more.disabled = true; more.textContent = "Loading older parts…"; }
+    let page;
+    try {
+      page = await LG.whileSlow(api("/api/v1/inspections" + LG.q(Object.assign({}, forApi(f), {limit: 48, cursor,
+        count: first ? "true" : undefined}))), (s) => {
+        if (mine !== asked) return;
+        const slow = `The station is slow to answer (${s} s so far): still loading…`;
+        if (first) count.textContent = slow; else more.textContent = slow;
+      });
+    } catch (err) {
+      if (mine === asked && first) count.textContent = "";       // not "loading…" for ever: the error says why
+      throw err;
+    } finally {
+      more.disabled = false; more.textContent = "Older parts";
+    }
     if (mine !== asked) return;
     if (first) total = page.total === null || page.total === undefined ? null
       : LG.count(page.total) + (page.total_capped ? "+" : "");
@@ -162,8 +208,17 @@ LG.start(async (main) => {
     address(filters(), wanted);
     csv.hidden = xlsx.hidden = true;      // they are the filters' parts, not this one's
     const one = (params) => api("/api/v1/inspections" + LG.q(Object.assign({limit: 100}, params)));
+    count.textContent = `looking for “${wanted}”…`;
     // (the page comes from the station whose list it asks: its serial filter is there)
-    const [byId, bySerial] = await Promise.all([one({part_id: wanted}), one({serial: wanted})]);
+    let byId, bySerial;
+    try {
+      [byId, bySerial] = await LG.whileSlow(Promise.all([one({part_id: wanted}), one({serial: wanted})]), (s) => {
+        if (mine === asked) count.textContent = `The station is slow to answer (${s} s so far): still looking for “${wanted}”…`;
+      });
+    } catch (err) {
+      if (mine === asked) count.textContent = "";
+      throw err;
+    }
     if (mine !== asked) return;
     const found = new Map();
     for (const it of byId.items.concat(bySerial.items)) found.set(it.id, it);
@@ -185,6 +240,12 @@ LG.start(async (main) => {
     e.preventDefault(); partBox.value = ""; asStep = true; load(true).catch(LG.fail);
   });
   findForm.addEventListener("submit", (e) => { e.preventDefault(); asStep = true; search().catch(LG.fail); });
-  more.addEventListener("click", () => load(false).catch(LG.fail));
+  more.addEventListener("click", () => { if (!more.disabled) load(false).catch(LG.fail); });
   await search();
+  if (backTo) {
+    // the older pages the operator had opened, then the place they were at
+    for (let n = 0; !partBox.value.trim() && cursor && shown < backTo.shown && n < 50; n++) await load(false);
+    scrollTo(0, backTo.y || 0);
+    keepPlace();
+  }
 });

@@ -12,7 +12,19 @@ LG.start(async (main) => {
     h("a", {href: "/app/gallery"}, "Gallery"), " by its part id or serial."));
     return;
   }
-  const it = await api(inspUrl(id));
+  let it;
+  try {
+    it = await api(inspUrl(id));
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    // a record number no part has (an old link, a number typed wrong, a record since deleted):
+    // the main area was left blank, the reason only on the status line
+    main.append(h("h1", {id: "part-not-found"}, `No part with record number ${id}`),
+      h("p", {class: "error"}, "This station has no inspection with that number (a link from before its records "
+        + "were cleared, or a number typed wrong): find the part in the ", h("a", {href: "/app/gallery"}, "Gallery"),
+      " by its part id or serial."));
+    return;
+  }
   const [w, hgt] = it.image_size || [0, 0];
 
   // the viewer: the part, its heatmap (opacity slider) and region boxes in image pixels
@@ -41,7 +53,7 @@ LG.start(async (main) => {
   const setOpacity = () => { if (heat) heat.style.opacity = String(opacity.value / 100); };
   opacity.addEventListener("input", setOpacity);
   setOpacity();
-  const showBoxes = h("input", {type: "checkbox", checked: true, onchange: (e) => { boxes.style.display = e.target.checked ? "" : "none"; }});
+  const showBoxes = h("input", {type: "checkbox", checked: true, id: "show-boxes", onchange: (e) => { boxes.style.display = e.target.checked ? "" : "none"; }});
 
   const regions = (it.regions || []).length
     ? h("table", {id: "regions"}, h("tr", {}, ["#", "x, y (px)", "width × height (px)", "area (px)", "peak score", "mean score"].map((t) => h("th", {}, t))),
@@ -86,7 +98,8 @@ LG.start(async (main) => {
     h("div", {class: "row"},
       h("div", {class: "panel grow"}, viewer,
         h("p", {}, heat ? LG.field("heatmap opacity", opacity) : h("span", {class: "muted"}, "no heatmap kept"), " ",
-          h("label", {}, showBoxes, " region boxes"), " ",
+          // the label the tap target: the 24 px box alone was small for a gloved finger
+          h("label", {class: "tap-box", id: "show-boxes-label"}, showBoxes, " region boxes"), " ",
           it.stored.image ? h("a", {href: inspUrl(id, "overlay"), target: "_blank"}, "overlay as PNG") : null)),
       h("div", {class: "panel grow"},
         h("h2", {title: LG.scoreText(it, 4)}, "Score ", num(it.score, 4)),
@@ -172,11 +185,15 @@ LG.start(async (main) => {
         await loadHistory();
       } finally { saving = false; }
     };
+    // A part sent to REVIEW for its photo (the photo check), not its score, is asked about as the
+    // photo shows it, in the review queue's words: "false alarm" asked of a part the model never
+    // flagged read as a question about the model. An NG part keeps its words.
+    const forPhoto = it.verdict === "REVIEW" && (it.photo_issues || []).length > 0;
     return h("div", {class: "row", dataset: {role: "operator"}}, typeSel, foundBy, note,
-      h("button", {type: "button", class: "good", onclick: () => LG.settling() || post("good")},
-        it.verdict === "OK" ? "Good" : "False alarm: good"),
+      h("button", {type: "button", class: "good", id: "part-good", onclick: () => LG.settling() || post("good")},
+        it.verdict === "OK" ? "Good" : forPhoto ? "Part is good" : "False alarm: good"),
       h("button", {type: "button", class: "danger", id: "part-defect", onclick: () => LG.settling() || post("defect")},
-        it.verdict === "OK" ? "Missed defect" : "Confirm defect"), askEl, typesUnread);
+        it.verdict === "OK" ? "Missed defect" : forPhoto ? "Part has a defect" : "Confirm defect"), askEl, typesUnread);
   }
 
   async function loadHistory() {

@@ -87,11 +87,15 @@ LG.start(async (main) => {
     return loading;
   }
 
-  async function reload() {
+  // keep: the page opened again (Back from a part's page, a reload) comes back on the part the
+  // operator was on, kept in this history entry by show(); it came back on the queue's first
+  // part, five parts of work to find again. A Load asked for starts at the top.
+  async function reload(keep = false) {
+    const back = keep && history.state && Number(history.state.reviewPart) || 0;
     const v = which.value;
     query = {verdicts: v === "todo" ? ["REVIEW", "NG"] : v === "AUDIT" ? ["OK"] : [v], audit: v === "AUDIT",
       line: lineIn.value.trim()};
-    history.replaceState(null, "", location.pathname + LG.q({queue: which.value, line: query.line,
+    history.replaceState(back ? history.state : null, "", location.pathname + LG.q({queue: which.value, line: query.line,
       page: p.page, poll: p.poll}));
     pools = {}; cursors = {}; known = new Set(); judged = new Map(); items = []; idx = 0;
     const asked = query;
@@ -100,8 +104,29 @@ LG.start(async (main) => {
     asked.verdicts.forEach((v, i) => { pools[v] = []; add(v, pages[i].items, false); cursors[v] = pages[i].next_cursor; });
     merge();
     idx = 0;
+    if (back) {
+      // the older pages down to it loaded again, as they were when the operator left
+      for (let n = 0; more && items.length && items[items.length - 1].id > back && n < 20; n++) await loadOlder();
+      if (asked !== query) return;
+      // judged since (no longer in the queue): the next older part, where the operator was going
+      const at = items.findIndex((x) => x.id <= back);
+      if (at >= 0) idx = at;
+    }
     renderList();
     await show();
+  }
+
+  // the note being typed, kept by part in this tab: going to the part's own page and Back
+  // lost it with the page
+  const noteKey = (id) => "lineguard-review-note:" + id;
+  function keptNote(id) {
+    try { return sessionStorage.getItem(noteKey(id)) || ""; } catch (_e) { return ""; }
+  }
+  function keepNote(id, text) {
+    try {
+      if (text) sessionStorage.setItem(noteKey(id), text);
+      else sessionStorage.removeItem(noteKey(id));
+    } catch (_e) { /* storage off: the note lives as long as the page */ }
   }
 
   // parts judged since the queue was loaded come in on top, the current part staying
@@ -180,7 +205,7 @@ LG.start(async (main) => {
           + `${rec.review.reviewer}).`, "ok");
       } else if (!u.told) {
         u.told = true;
-        LG.say(`${rec.part_id} was not saved: judge it again (it is marked “not saved?” in the list).`, "error");
+        tell(`${rec.part_id} was not saved: judge it again (it is marked “not saved?” in the list).`, "error");
       }
     }
   }
@@ -272,13 +297,27 @@ LG.start(async (main) => {
     clearTimeout(guardTimer);
     const it = items[idx];
     if (!it) {
+      // The audit sample with no part drawn yet (a new station, a line that just started) said
+      // "every part here is reviewed": an audit nobody did read as one done. Asked without the
+      // "not reviewed" filter: none at all means none was drawn.
+      const asked = query;
+      const drawn = query.audit ? await api("/api/v1/inspections" + LG.q({verdict: "OK", audit_sample: "true",
+        test_parts: "false", line: query.line, limit: 1})).then((r) => r.items.length > 0, () => true) : true;
+      if (token !== showing || asked !== query) return;
       // a line no part has (a slip: "zzz" for L1) read as "all done" while NG parts waited
-      detail.appendChild(h("p", {class: "muted", id: "queue-empty"}, query.line
-        ? `No part of line ${query.line} waits here: every one is reviewed, or no part is on a line of that name `
-          + "(clear the line to see every line's)."
-        : "The queue is empty: every part here is reviewed."));
+      detail.appendChild(h("p", {class: "muted", id: "queue-empty"}, !drawn
+        ? `No part of the audit sample here yet${query.line ? ` on line ${query.line}` : ""}: the station draws `
+          + "OK parts into it as they are made, and none has been drawn" + (query.line ? " (or no part is on a line "
+          + "of that name)." : ".")
+        : query.line
+          ? `No part of line ${query.line} waits here: every one is reviewed, or no part is on a line of that name `
+            + "(clear the line to see every line's)."
+          : "The queue is empty: every part here is reviewed."));
       return;
     }
+    // this history entry remembers the part: Back from its page comes back to it (reload)
+    try { history.replaceState(Object.assign({}, history.state, {reviewPart: it.id}), ""); } catch (_e) {
+      /* a browser throttling J held down: the part before is remembered */ }
     // the product's list, read again when a minute old (LG.defectTypes): a type an engineer adds
     // on the Models page reaches a review screen left open all shift
     types = await LG.defectTypes(it.product);
@@ -314,7 +353,8 @@ LG.start(async (main) => {
       }, {once: true});
     }
     const typeBtns = typeButtons();
-    const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000, "aria-label": "note"});
+    const note = h("input", {id: "note", placeholder: "note (optional)", size: 30, maxlength: 2000, "aria-label": "note",
+      value: keptNote(it.id), oninput: (e) => keepNote(it.id, e.target.value)});
     // The photo check doubted the photo (a lamp, the exposure, the focus): a part whose score
     // passed came here for its photo, not its score. Said first, in the part page's words,
     // and the question is then about the part as the photo shows it: "false alarm" asked
@@ -451,7 +491,8 @@ LG.start(async (main) => {
     if (i >= types.length) return;
     const it = items[idx];
     if (it && untypedAsked === it.id) {
-      if (busy || (tapped && LG.settling())) return;
+      if (busy) { stillSaving(); return; }
+      if (tapped && LG.settling()) return;
       type = types[i];
       typeFor = it.id;
       markType();
@@ -466,14 +507,59 @@ LG.start(async (main) => {
   // A defect without its type feeds the Pareto nothing: the first D asks for the type (a
   // type then saves it, pickType), a second D on the same part saves it untyped (an unknown
   // kind is still a defect).
-  let busy = false, untypedAsked = null, overrideAsked = null, shown = false;
+  // busy: the part id whose review is on its way to the station (one at a time)
+  let busy = null, untypedAsked = null, overrideAsked = null, shown = false;
+  // a tap while a review is on its way: said, not dropped in silence (a second tap on a hung
+  // station looked taken, and the operator went on sure two parts were judged)
+  const stillSaving = () => tell(`Still saving the last review (${busy}): wait for the station's answer, then go on.`);
   let showing = 0, keyGuard = false, guardTimer = null;
   function ask(text) {
     LG.say(text, "info");
     const el = document.getElementById("ask");
-    if (el) { el.textContent = text; el.scrollIntoView({block: "nearest"}); }
+    if (el) {
+      el.textContent = text;
+      el.classList.remove("error");
+      delete el.dataset.told;
+      el.scrollIntoView({block: "nearest"});
+    }
     LG.settle();     // a double tap's second tap is not the "again" that confirms
   }
+  // What became of a review (saving, no answer yet, may not have been saved) said beside Good
+  // and Defect as well as on the status line: on a phone scrolled down to the photo the status
+  // line is above the screen, and "may not have been saved" went there unseen
+  function tell(text, kind = "info") {
+    LG.say(text, kind);
+    const el = document.getElementById("ask");
+    if (!el) return;
+    el.textContent = text;
+    el.classList.toggle("error", kind === "error");
+    el.dataset.told = "1";
+  }
+  // the saving words taken away once answered (a question asked since stays)
+  function untell() {
+    const el = document.getElementById("ask");
+    if (el && el.dataset.told) { el.textContent = ""; el.classList.remove("error"); delete el.dataset.told; }
+  }
+  function failed(err) {
+    if (err && err.status === 401) return;       // on its way to the sign-in page, which says it
+    tell(String((err && err.message) || err), "error");
+  }
+  // Good and Defect marked while the part's review is on its way (a hung station showed them as
+  // ready, the same part on screen, nothing said): both greyed, the one pressed saying
+  // "saving…". Not disabled: a tap meanwhile is answered "still saving", not silently lost.
+  function markSaving(it, label) {
+    if (items[idx] !== it) return () => {};
+    const btns = [...detail.querySelectorAll("#btn-good, #btn-defect")];
+    const pressed = document.getElementById(label === "good" ? "btn-good" : "btn-defect");
+    const note = h("span", {class: "saving-note"}, " saving…");
+    for (const b of btns) { b.classList.add("saving"); b.setAttribute("aria-busy", "true"); }
+    if (pressed) pressed.appendChild(note);
+    return () => {
+      for (const b of btns) { b.classList.remove("saving"); b.removeAttribute("aria-busy"); }
+      note.remove();
+    };
+  }
+  const SLOW_S = 3;      // seconds without an answer before the station is said to be slow
   // the defect types in sight for "which defect?": on a phone they were below the screen,
   // and the bar at its foot (the question in it) covers the last of it
   function showTypes() {
@@ -489,7 +575,8 @@ LG.start(async (main) => {
   // byKey: G, D or a type's number (the next part then comes up guarded, see show)
   async function judge(label, byKey = false) {
     const it = items[idx];
-    if (!it || busy) return;
+    if (!it) return;
+    if (busy) { stillSaving(); return; }
     if (!shown) { ask("The photo is still loading: look at the part first."); return; }
     if (keyGuard) {        // said on the status line only: the question beside the buttons stays
       LG.say(`${it.part_id} just came up: look at it, then press ${label === "good" ? "G" : "D"} again.`, "info");
@@ -515,9 +602,10 @@ LG.start(async (main) => {
     }
     untypedAsked = null;
     overrideAsked = null;
-    busy = true;
-    const askEl = document.getElementById("ask");
-    if (askEl) askEl.textContent = "";      // answered: a failed save says so itself, the question does not stay
+    busy = it.part_id;
+    // answered: the question gives way to what becomes of the review (a failed save says so itself)
+    const unmark = markSaving(it, label);
+    tell(`Saving ${it.part_id} (${label === "good" ? "good" : "defect"})…`);
     try {
       const note = (document.getElementById("note") || {}).value || null;
       // the review this screen showed: one that came meanwhile is refused (409), not overwritten
@@ -528,8 +616,11 @@ LG.start(async (main) => {
       if (label === "defect" && it.verdict === "OK") body.found_by = it.audit_sample ? "audit" : "station review";
       let rec;
       try {
-        rec = await api(inspUrl(it.id, "review"), {method: "POST", body,
-          lost: `the review of ${it.part_id} (${label}${body.defect_type ? ", " + body.defect_type : ""})`});
+        rec = await LG.whileSlow(api(inspUrl(it.id, "review"), {method: "POST", body,
+          lost: `the review of ${it.part_id} (${label}${body.defect_type ? ", " + body.defect_type : ""})`}),
+        (s) => tell(`The station has not answered for ${s} s: the review of ${it.part_id} may not be saved yet. `
+          + "Wait for its answer here before judging the next part; if none comes, have the station looked at."),
+        SLOW_S);
       } catch (err) {
         if (typeRefused(err, it, body.defect_type)) return;
         const e = err && err.body && err.body.error;
@@ -545,6 +636,7 @@ LG.start(async (main) => {
         if (state && now) state.textContent = `reviewed on another screen: ${now.label}`
           + `${now.defect_type ? " (" + now.defect_type + ")" : ""} by ${now.reviewer}`;
         if (now && now.label === label && (now.defect_type || null) === (body.defect_type || null)) {
+          untell();
           LG.say(`${it.part_id}: already ${label === "good" ? "marked good" : "confirmed as a defect"} by `
             + `${now.reviewer}`, "info");
           return;
@@ -558,6 +650,8 @@ LG.start(async (main) => {
       mine.add(rec.id);
       unsure.delete(rec.id);
       judged.set(rec.id, rec);
+      keepNote(rec.id, "");      // saved with it: not offered again
+      untell();
       // a defect on a part judged OK is an escape found, not a reject confirmed
       const said = label === "good" ? "marked good" : it.verdict === "OK" ? "missed defect recorded (an escape)"
         : "defect confirmed";
@@ -575,15 +669,15 @@ LG.start(async (main) => {
       renderList();
       await show(true, byKey);
     } catch (err) {
-      if (!(err && err.status === 0)) { LG.fail(err); return; }
+      if (!(err && err.status === 0)) { failed(err); return; }
       // no answer: the part named (the operator may be on the next one by the time it is read),
       // and marked in the list until the station says whether it was saved
       unsure.set(it.id, {part: it.part_id, label, told: false});
       renderList();
-      LG.fail(new LG.ApiError(0, `${it.part_id}: “${label === "good" ? "good" : "defect"}” may not have been `
+      tell(`${it.part_id}: “${label === "good" ? "good" : "defect"}” may not have been `
         + "saved: the station did not answer (network or station down). It is marked “not saved?” in the list "
-        + "until the station answers whether it was."));
-    } finally { busy = false; }
+        + "until the station answers whether it was.", "error");
+    } finally { busy = null; unmark(); }
   }
 
   // Going to another part with a question about this one open: the part was not saved, and
@@ -630,5 +724,5 @@ LG.start(async (main) => {
     e.preventDefault();
   });
 
-  await reload();
+  await reload(true);
 });
