@@ -90,3 +90,21 @@ def test_an_operator_sees_the_reference_photos_but_removes_and_downloads_nothing
     expect(_cards(page).first.locator("img")).to_be_visible()
     expect(_cards(page).first.locator('button[data-act="remove-reference"]')).to_be_hidden()
     expect(page.locator('#versions a[data-act="download"]').first).to_be_hidden()
+
+
+def test_reference_photos_added_on_the_page_of_another_size_are_warned_of(pages, station, tmp_path):
+    """The station's warning (another size than those kept: another camera?) reached the API's
+    answer but the page said only "added 1 reference photo(s)" (walk E)."""
+    with api(station, "engineer") as c:
+        for i in range(3):
+            assert c.post("/api/v1/reference-photos", files={"photo": (f"wk-{i}.png", png_bytes(45, OLD, seed=300 + i))},
+                          data={"product": "wcell"}).status_code == 201
+    new = tmp_path / "new-camera.png"
+    new.write_bytes(png_bytes(45, NEW, seed=399))
+    p = pages(role="engineer")
+    page = p.open("/app/models?product=wcell", "#reference-add")
+    page.locator("#reference-files").set_input_files(str(new))
+    page.click("#reference-add")
+    expect(page.locator("#status")).to_contain_text("added 1 reference photo(s)")
+    expect(page.locator("#status")).to_contain_text(f"{OLD} x {OLD}")
+    expect(page.locator("#status")).to_contain_text("another camera?")

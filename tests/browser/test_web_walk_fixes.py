@@ -267,3 +267,23 @@ def test_a_review_pressed_after_the_session_ended_is_named_on_the_sign_in_page(p
     expect(page.locator("#signin-why")).not_to_contain_text("555")
     with api(station, "operator") as c:
         assert c.get(f"/api/v1/inspections/{part}").json()["review"]["reviewed"] is False
+
+
+def test_a_sign_in_ended_elsewhere_sends_the_review_queue_to_sign_in(pages, station):
+    """The review queue kept showing "ana operator" after ana's sign-in ended (disabled by an
+    admin): the stream's `ended` went unheard, and only its 20 s poll would have noticed. The
+    page's own timers are stopped here, so only the stream can tell it."""
+    from .conftest import api
+    with api(station) as c:
+        assert c.post("/api/v1/users", json={"username": "anke", "password": "anke-first-pw",
+                                             "role": "operator"}).status_code == 201
+    p = pages(role=None)
+    page = p.page
+    page.clock.install()
+    assert p.ctx.request.post("/api/v1/session", data={"username": "anke", "password": "anke-first-pw"}).status == 200
+    p.open("/app/review", "#queue")
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)      # no poll, no refresh: the stream alone
+    csrf = p.ctx.request.get("/api/v1/session").json()["csrf_token"]
+    assert p.ctx.request.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).ok      # ended elsewhere
+    page.wait_for_url(re.compile(r"/app/signin\?"), timeout=30000)
+    assert "next=%2Fapp%2Freview" in page.url

@@ -130,7 +130,16 @@ def keys_revoke(key_id: int, data: Path, db: Optional[str], db_schema: Optional[
     from ..line.audit import cli_actor
     from ..line.auth import revoke_key
     from ..line.errors import StationError
+    from ..line.orm import ApiKey
     with _database(data, db, db_schema, existing=True) as database:
+        with database.session() as s:
+            row = s.get(ApiKey, key_id)
+            # a key revoked before was said "key 2 revoked" again, as if this run had done it:
+            # whoever checks a leaked key's revocation is told when it was done, and by whom
+            before = _revoked_when(s, key_id) if row is not None and row.revoked else None
+        if before is not None:
+            click.echo(f"key {key_id} was already revoked{before}: nothing changed")
+            return
         try:
             with database.session() as s:
                 found = revoke_key(s, key_id, by=cli_actor())
@@ -139,6 +148,19 @@ def keys_revoke(key_id: int, data: Path, db: Optional[str], db_schema: Optional[
         if not found:
             _refused(LookupError(f"no key with id {key_id}; `lineguard keys list` shows them"))
     click.echo(f"key {key_id} revoked")
+
+
+def _revoked_when(s, key_id: int) -> str:
+    """" (at 2025-03-04 10:12 UTC, by NAME)" from the change log's last revocation of the key,
+    or "" where the log holds none (a key revoked before the log was kept)."""
+    from sqlalchemy import select
+    from ..line.orm import ChangeLogEntry
+    entry = s.scalar(select(ChangeLogEntry).where(ChangeLogEntry.action == "key.revoked",
+                                                  ChangeLogEntry.subject.startswith(f"key {key_id} (", autoescape=True))
+                     .order_by(ChangeLogEntry.id.desc()).limit(1))
+    if entry is None:
+        return ""
+    return f" (at {entry.at:%Y-%m-%d %H:%M} UTC, by {entry.actor or 'someone unrecorded'})"
 
 
 def _new_password(prompt: str, from_stdin: bool) -> str:
@@ -203,6 +225,11 @@ def users_add(name: str, role: str, password_stdin: bool, data: Path, db: Option
     from ..line.errors import StationError
     from ..line.audit import cli_actor
     from ..line.users import create_user
+    if not new:
+        # the station's database looked for before the password is asked: one typed twice was
+        # thrown away with "no station database" when --data was a slip or --new was left off
+        with _database(data, db, db_schema, existing=True, new_hint=True, read_only=True):
+            pass
     password = _new_password("password", password_stdin)
     with _database(data, db, db_schema, existing=not new, new_hint=True, new_schema=new_schema) as database:
         try:

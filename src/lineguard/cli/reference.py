@@ -9,7 +9,6 @@ them at its next retrain.
 """
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -109,7 +108,7 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
     from ..line.errors import StationError
     from ._term import fail
     from .access import _database
-    from ..line.reference import check_names, check_photo
+    from ..line.reference import check_names, check_photo, size_warning
     try:
         # a name too long (or holding a control character) was refused at the first photo's
         # add, exit 1 "0 added before it", after every photo was read and checked
@@ -140,7 +139,11 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
         if warning:
             from ._term import note
             note("warning", warning)
-        kept = store.sizes(product.strip(), line.strip())
+        product, line = product.strip(), line.strip()
+        # what a retrain of that line learns (every line's photos and its own), not the line's
+        # own alone: 5 photos of 128 x 128 for line L1 beside 30 of 96 x 96 for every line said
+        # "5 in all" and nothing of the sizes, and L1's retrain learnt 35 of two sizes
+        kept = store.training_sizes(product, line)
         new = 0
         for f in files:
             try:
@@ -148,51 +151,30 @@ def reference_add(photos: tuple[Path, ...], product: str, line: str, new_product
             except StationError as exc:
                 fail(f"{exc.message} ({new} added before it)", code=1)
             new += created
-        total = store.count(product.strip(), line.strip())
-    click.echo(f"added {new} reference photo(s) of {product.strip()}" + (f" line {line.strip()}" if line else "")
+        if line:
+            own, learnt = store.count(product, line), len(store.for_training(product, line))
+            total = (f"{learnt} a retrain of line {line} learns: {own} of its own, {learnt - own} of every line"
+                     if learnt > own else f"{own} in all")
+        else:
+            total = f"{store.count(product, line)} in all"
+        warning = size_warning(given, kept, named, lambda sizes: _remove_command(store, data, db, db_schema, product,
+                                                                                 line, sizes), line)
+    click.echo(f"added {new} reference photo(s) of {product}" + (f" line {line}" if line else "")
                + (f" ({len(files) - new} there already)" if len(files) > new else "")
-               + f"; {total} in all: the next retrain learns them beside the stored parts reviewed good")
-    odd = {wh: n for wh, n in given.items() if wh not in kept}
-    if not (kept and odd):
-        return
-    remove = _remove_command(data, db, db_schema, product, line, sorted(kept if len(odd) == len(given) else odd))
-    if len(odd) == len(given):
-        # A replaced camera of another resolution: the old camera's photos kept beside the new
-        # one's, every retrain learns both, and its photo check then passes either camera's
-        # photos (the old lamp or exposure coming back among them unnoticed).
-        click.echo(f"warning: these photos are {_sizes_said(given)}; the {sum(kept.values())} kept before are "
-                   f"{_sizes_said(kept)}: another camera? Every retrain learns both. If the old camera is gone, "
-                   f"remove its photos: {remove}")
-        return
-    # some of those given are of a size none kept is (a 64 x 64 crop among 256 x 256 photos):
-    # warned only when all of them were before, and "added 9 ... 69 in all" said nothing
-    n = sum(odd.values())
-    names = [name for wh in sorted(odd) for name in named[wh]]
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    click.echo(f"warning: {n} of these photos {'is' if n == 1 else 'are'} {_sizes_said(odd)} ({shown}); the "
-               f"{sum(kept.values())} kept before are {_sizes_said(kept)}: another camera's, or cropped? Every "
-               f"retrain learns {'it' if n == 1 else 'them'}. If {'it does' if n == 1 else 'they do'} not belong, "
-               f"remove {'it' if n == 1 else 'them'}: {remove}")
+               + f"; {total}: the next retrain learns them beside the stored parts reviewed good")
+    if warning:
+        click.echo(f"warning: {warning}")
 
 
-def _remove_command(data: Path, db: Optional[str], db_schema: Optional[str], product: str, line: str,
+def _remove_command(store, data: Path, db: Optional[str], db_schema: Optional[str], product: str, line: str,
                     sizes: list[tuple[int, int]]) -> str:
     """`lineguard reference remove` of ``product``'s (``line``'s) photos of ``sizes``, with the
     station as this command was given it (the database password as ***)."""
+    from ..line.reference import remove_command
     where, hidden = station_said(data, db, db_schema)
-    return ("lineguard reference remove" + where + f" --product {shlex.quote(product.strip())}"
-            + (f" --line {shlex.quote(line.strip())}" if line.strip() else "")
-            + " --size " + " --size ".join(f"{w}x{h}" for w, h in sizes)
+    return (remove_command(store, product, line, sizes, station=where)
             + (" (with the database password where *** stands; docs/camera-change.md)" if hidden
                else " (docs/camera-change.md)"))
-
-
-def _sizes_said(sizes: dict[tuple[int, int], int]) -> str:
-    """e.g. "384 x 384" or "256 x 256 (118), 256 x 192 (2)", the most first."""
-    order = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
-    if len(order) == 1:
-        return f"{order[0][0][0]} x {order[0][0][1]}"
-    return ", ".join(f"{w} x {h} ({n})" for (w, h), n in order)
 
 
 def _size(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[int, int]]:

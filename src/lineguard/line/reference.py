@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -178,6 +178,20 @@ class ReferencePhotos:
         with self.db.session() as s:
             return {(int(w), int(h)): int(n) for w, h, n in s.execute(q)}
 
+    def training_sizes(self, product: str, line: str = "") -> dict[tuple[int, int], int]:
+        """How many of the photos a retrain of ``product`` (``line``) learns (as
+        :meth:`for_training`: every line's, and a line's own; each photo once) are of each
+        (width, height). A line's add compared with that line's own photos only: 5 of a new
+        camera beside 30 of every line's old one said nothing, and the line's retrain learnt both."""
+        lines = [""] + ([line] if line else [])
+        q = (select(ReferencePhoto.image_key, ReferencePhoto.width, ReferencePhoto.height)
+             .where(ReferencePhoto.product == product, ReferencePhoto.line.in_(lines)))
+        out: dict[tuple[int, int], int] = {}
+        with self.db.session() as s:
+            for _key, w, h in {(k, int(w), int(h)) for k, w, h in s.execute(q)}:
+                out[(w, h)] = out.get((w, h), 0) + 1
+        return out
+
     def ids_of(self, product: str, line: Optional[str] = None,
                size: Optional[tuple[int, int]] = None) -> list[int]:
         """The ids of ``product``'s photos (``line``'s only; None every line's), of one
@@ -247,6 +261,64 @@ class ReferencePhotos:
             if key not in named and self.store.delete_unnamed(key, unless_newer_than_s=older_than_s):
                 gone += 1
         return gone
+
+
+def sizes_said(sizes: dict[tuple[int, int], int]) -> str:
+    """e.g. "384 x 384" or "256 x 256 (118), 256 x 192 (2)", the most first."""
+    order = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(order) == 1:
+        return f"{order[0][0][0]} x {order[0][0][1]}"
+    return ", ".join(f"{w} x {h} ({n})" for (w, h), n in order)
+
+
+def size_warning(given: dict[tuple[int, int], int], kept: dict[tuple[int, int], int],
+                 named: dict[tuple[int, int], list[str]], remove: Callable[[list[tuple[int, int]]], str],
+                 line: str = "") -> Optional[str]:
+    """The warning for photos of ``given`` sizes added where those a retrain learns are of
+    ``kept`` sizes (:meth:`ReferencePhotos.training_sizes`, before the add), or None; the
+    same words from `lineguard reference add` and POST /api/v1/reference-photos (the API
+    said nothing of a size, the CLI did). ``named``: the files of each size given, to name
+    an odd one; ``remove(sizes)``: how to remove the photos of those sizes; ``line``: the
+    line they were added for ("" every line's)."""
+    odd = {wh: n for wh, n in given.items() if wh not in kept}
+    if not (kept and odd):
+        return None
+    learns = f"A retrain of line {line} learns" if line else "Every retrain learns"
+    before = (f"the {sum(kept.values())} a retrain of line {line} learns besides" if line
+              else f"the {sum(kept.values())} kept before")
+    if len(odd) == len(given):
+        # A replaced camera of another resolution: the old camera's photos kept beside the new
+        # one's, every retrain learns both, and its photo check then passes either camera's
+        # photos (the old lamp or exposure coming back among them unnoticed).
+        n = sum(given.values())
+        return (f"{'this photo is' if n == 1 else 'these photos are'} {sizes_said(given)}; {before} "
+                f"{'is' if sum(kept.values()) == 1 else 'are'} {sizes_said(kept)}: another camera? {learns} both. "
+                f"If the old camera is gone, remove its photos: {remove(sorted(kept))}")
+    # some of those given are of a size none kept is (a 64 x 64 crop among 256 x 256 photos):
+    # warned only when all of them were before, and "added 9 ... 69 in all" said nothing
+    n = sum(odd.values())
+    names = [name for wh in sorted(odd) for name in named.get(wh, [])]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f"{n} of these photos {'is' if n == 1 else 'are'} {sizes_said(odd)}" + (f" ({shown})" if shown else "")
+            + f"; {before} {'is' if sum(kept.values()) == 1 else 'are'} {sizes_said(kept)}: another camera's, or "
+            f"cropped? {learns} {'it' if n == 1 else 'them'}. If {'it does' if n == 1 else 'they do'} not belong, "
+            f"remove {'it' if n == 1 else 'them'}: {remove(sorted(odd))}")
+
+
+def remove_command(store: ReferencePhotos, product: str, line: str, sizes: list[tuple[int, int]],
+                   station: str = "") -> str:
+    """`lineguard reference remove` (``station``: its --data/--db words) of the photos of
+    ``sizes`` that a retrain of ``product`` (``line``) learns. An add for every line names no
+    --line (every line's photos of those sizes, as before); a line's add names the lines that
+    hold them, every line's as --line '': without it the command removed other lines' photos,
+    and with the line's own name alone it missed the photos kept for every line."""
+    import shlex
+    said = " --size " + " --size ".join(f"{w}x{h}" for w, h in sizes)
+    head = f"lineguard reference remove{station} --product {shlex.quote(product)}"
+    if not line:
+        return head + said
+    holding = [ln for ln in ("", line) if any(store.ids_of(product, ln, wh) for wh in sizes)] or [line]
+    return " and ".join(f"{head} --line {shlex.quote(ln)}{said}" for ln in holding)
 
 
 def check_names(product: str, line: Optional[str]) -> tuple[str, str]:

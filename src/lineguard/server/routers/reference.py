@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ...line.errors import InvalidRequest
 from ...line.imagestore import media_type_for
-from ...line.reference import of_station
+from ...line.reference import check_names, of_station, remove_command, size_warning
 from ...line.station import Station
 from ..deps import DB_INT_MAX, Caller, get_station, known_query_only, reader, require
 from ..schemas import NO_NUL, errors, refuse_odd_form_fields
@@ -40,7 +40,9 @@ class ReferencePhotoAdded(ReferencePhotoOut):
                                       "(it is learnt once)")
     count: int = Field(description="the reference photos of this product and line now")
     warning: Optional[str] = Field(None, description="a product the station has no model or reference photo of: "
-                                                     "the products it knows")
+                                                     "the products it knows; a photo of a size none a retrain of "
+                                                     "the product (line) learns is of: another camera's, and how "
+                                                     "to remove the old camera's photos")
 
 
 class ReferencePhotoSize(BaseModel):
@@ -93,8 +95,17 @@ async def add_reference_photo(
         data = _read_upload(photo, station.config.max_upload_bytes)
         ref = of_station(station)
         warning = ref.product_check(product, new_product)
+        name, ln = check_names(product, line)
+        # the sizes a retrain of that line learns before this photo, as `lineguard reference add`
+        # compares them: a photo of another camera's size was kept here without a word
+        kept = ref.training_sizes(name, ln)
         entry, created = ref.add(product, data, filename=photo.filename, line=line, by=caller.who)
-        return {**entry, "created": created, "count": ref.count(entry["product"], entry["line"]), "warning": warning}
+        size = (entry["width"], entry["height"])
+        odd = size_warning({size: 1}, kept, {size: [entry["filename"] or "the photo"]},
+                           lambda sizes: remove_command(ref, name, ln, sizes)
+                           + " on the station PC, with its --data (docs/camera-change.md)", ln) if created else None
+        return {**entry, "created": created, "count": ref.count(entry["product"], entry["line"]),
+                "warning": "; ".join(w for w in (warning, odd) if w) or None}
 
     out = await run_in_threadpool(work)
     return JSONResponse(ReferencePhotoAdded.model_validate(out).model_dump(mode="json"),

@@ -542,6 +542,7 @@ LG.start(async (main) => {
       if (!files.length || !want || refBtn.disabled) return;
       refBtn.disabled = true;
       let added = 0, there = 0;
+      const warned = [];      // each upload's warning (another size, another product): said once, not lost
       try {
         // one photo a request, as a part's: each checked as a part's upload is
         for (const [i, f] of files.entries()) {
@@ -552,8 +553,12 @@ LG.start(async (main) => {
           fd.append("line", line.value.trim());
           const out = await api("/api/v1/reference-photos", {method: "POST", body: fd});
           if (out.created) added++; else there++;
+          if (out.warning && !warned.includes(out.warning)) warned.push(out.warning);
         }
-        LG.say(`added ${added} reference photo(s)` + (there ? `, ${there} there already` : ""), "ok");
+        // the station's warning (a photo of another size than those kept: another camera?) was
+        // dropped here, while the CLI and the API said it
+        LG.say(`added ${added} reference photo(s)` + (there ? `, ${there} there already` : "")
+          + (warned.length ? `. Look: ${warned.join(" · ")}` : ""), warned.length ? "error" : "ok");
         refFiles.value = "";
       } catch (err) {
         LG.fail(err);

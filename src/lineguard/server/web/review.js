@@ -183,12 +183,15 @@ LG.start(async (main) => {
       if (!soon) soon = setTimeout(() => { soon = null; newer().catch(() => {}); }, 1000);   // a burst: one read
     },
     review: (ev) => heard(JSON.parse(ev.data)),
+    // the sign-in ended (disabled, signed out elsewhere, a new password): as on the line view,
+    // to the sign-in page (api() goes there on the 401); the queue stayed open as if signed in
+    ended: () => { api("/api/v1/session").catch(() => {}); },
   }, () => {
     const it = items[idx];
     if (it) api(inspUrl(it.id)).then((rec) => { if (rec.review && rec.review.reviewed) heard(rec); }).catch(() => {});
     recheckUnsure().catch(() => {});
     newer().catch(() => {});
-  });
+  }, () => { api("/api/v1/session").catch(() => {}); });     // a broken stream: still signed in?
   // Parts whose review got no answer (the station or the network down): it may or may not have
   // been saved. Marked in the list, by part, until the station answers whether it was; the
   // status line's message goes by itself at the next answer and named no part.
