@@ -112,7 +112,7 @@ from ...vision.imageio import IMAGE_SUFFIXES
 from ..config import StationConfig
 from ..watchers import FORGET_AFTER_S
 from . import Submit, SubmitFailed, SubmitRefused, retry_after
-from .folder_lock import LOCK_FILE, FolderInUse, FolderLock  # noqa: F401 - FolderInUse: the CLI's to catch
+from .folder_lock import FolderInUse, FolderLock  # noqa: F401 - FolderInUse: the CLI's to catch
 from .outage import LastingFaults
 
 log = logging.getLogger("lineguard.watch")
