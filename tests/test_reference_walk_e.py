@@ -13,14 +13,8 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "server"))
 from fake_inspector import FakeInspector, png_bytes  # noqa: E402
+from test_camera_change_walk import _folder  # noqa: E402
 from test_reference_cli import _station  # noqa: E402
-
-
-def _folder(path: Path, size: int, n: int, seed0: int) -> Path:
-    path.mkdir()
-    for i in range(n):
-        (path / f"p{i}.png").write_bytes(png_bytes(60, size=size, seed=seed0 + i))
-    return path
 
 
 def test_api_warns_of_a_photo_of_another_size_as_the_cli_does(tmp_path):
