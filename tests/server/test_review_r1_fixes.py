@@ -9,16 +9,13 @@ said "choose a longer window", not that the records were deleted."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-
-import pytest
 
 from lineguard.line import spc
 
 from .test_issued_reports import _key
 from .test_period_report import NOV, _book, made_month
 from .test_spc_api import add_parts, client
-from .test_spc_walk_c_fixes import NOV_CHART, _november_at_17_percent
+from .test_spc_walk_c_fixes import NOV_CHART, _november_at_17_percent, issued_twice
 
 
 def _shift(label: str, start: dt.datetime):
@@ -62,24 +59,12 @@ def test_the_workbooks_good_parts_made_heading_is_as_it_was_and_the_window_sheet
     assert "good parts made" not in {row[0][1] for row in exact["Window"][1:]}
 
 
-def _issue_1_then_2_withdrawn(c, engineer):
-    ids = []
-    for _ in range(2):
-        r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L1"}, headers=engineer,
-                   json={"note": "sent"})
-        assert r.status_code == 201, r.text
-        ids.append(r.json()["issued"]["id"])
-    assert c.post(f"/api/v1/reports/issued/{ids[1]}/withdraw", headers=engineer,
-                  json={"reason": "sent for the wrong line"}).status_code == 200
-    return ids
-
-
 def test_after_a_withdrawn_revision_the_409_says_the_new_one_follows_it_as_its_header_will(spc_station):
     st = spc_station(timezone="Europe/Berlin")
     made_month(st)
     engineer = _key(st, "engineer")
     with client(st) as c:
-        stands, withdrawn = _issue_1_then_2_withdrawn(c, engineer)
+        stands, withdrawn = issued_twice(c, engineer, withdrawn=(1,))
         r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L1"}, headers=engineer,
                    json={"note": "again", "revision": 1})
         assert r.status_code == 409, r.text
@@ -97,65 +82,6 @@ def test_after_a_withdrawn_revision_the_409_says_the_new_one_follows_it_as_its_h
         third = r.json()["issued"]
     # as said: it follows the withdrawn one, and it is the one that stands
     assert (third["replaces"], third["standing"]) == (withdrawn, third["id"])
-
-
-def test_the_spc_pages_confirm_after_a_withdrawn_revision_says_what_the_header_will(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed")
-    from .conftest import start_fake_station
-    srv = start_fake_station(tmp_path / "data")
-    try:
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
-        from lineguard.line.db import Database
-        from lineguard.line.orm import Inspection
-        db = Database(f"sqlite:///{(tmp_path / 'data' / 'lineguard.db').resolve()}")
-        with db.session() as s:
-            for i in range(20):
-                s.add(Inspection(part_id=f"LWE-{i}", line="LWE", station="S1", product="cell", source="api",
-                                 verdict="NG" if i < 2 else "OK", score=0.8 if i < 2 else 0.2, threshold=0.5,
-                                 pixel_threshold=0.5, model_id="planted", model_version="fake-1", registry_version=1,
-                                 timings_ms={}, image_sha256=f"lwe{i:05d}", regions=[], image_width=64,
-                                 image_height=64, created_at=now - dt.timedelta(minutes=90 - i)))
-            s.commit()
-        db.dispose()
-        since = (now - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        until = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        ids = []
-        with srv.client(srv.keys["engineer"]) as c:
-            for _ in range(2):
-                r = c.post("/api/v1/reports/period/issue", params={"line": "LWE", "since": since, "until": until},
-                           json={"note": "LWE"})
-                assert r.status_code == 201, r.text
-                ids.append(r.json()["issued"]["id"])
-            c.post(f"/api/v1/reports/issued/{ids[1]}/withdraw", json={"reason": "wrong customer"}).raise_for_status()
-        asked: list[str] = []
-        with sync_api.sync_playwright() as pw:
-            b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
-            try:
-                ctx = b.new_context(base_url=srv.url)
-                ctx.set_default_timeout(10_000)
-                assert ctx.request.post("/api/v1/session", data={"api_key": srv.keys["engineer"]}).status == 200
-                page = ctx.new_page()
-                page.goto(f"/app/spc?line=LWE&by=hour&since={since}&until={until}")
-                page.wait_for_selector("#p-chart svg")
-
-                def answer(d):
-                    asked.append(d.message)
-                    d.dismiss()
-                page.once("dialog", answer)
-                page.fill("#issue-note", "LWE again")
-                page.click("#issue-month")
-                sync_api.expect(page.locator("#status")).to_contain_text(f"Not issued: report #{ids[0]} stands")
-            finally:
-                b.close()
-    finally:
-        srv.stop()
-    # it asked "#2 was withdrawn; this replaces #1, which still stands", where the new
-    # revision's header says it replaces #2
-    assert len(asked) == 1 and f"it follows withdrawn #{ids[1]}" in asked[0], asked
-    assert f"#{ids[0]}, the one that stands now, would no longer be the newest" in asked[0], asked
-    assert f"this replaces #{ids[0]}" not in asked[0], asked
 
 
 def test_a_baseline_before_the_records_kept_is_refused_in_plant_time(spc_station):

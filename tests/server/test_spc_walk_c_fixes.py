@@ -113,20 +113,27 @@ def test_a_withdrawn_report_points_to_the_revision_that_stands_or_says_none_does
         assert _window(c, second)["replaced by issued report"] == f"#{third} (a later revision: send that one)"
 
 
+def issued_twice(c, engineer, withdrawn: tuple[int, ...]) -> list[int]:
+    """November on L1 issued twice (revisions 1 and 2), those at the indices ``withdrawn``
+    withdrawn: their ids."""
+    ids = []
+    for _ in range(2):
+        r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L1"}, headers=engineer,
+                   json={"note": "sent"})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["issued"]["id"])
+    for i in withdrawn:
+        assert c.post(f"/api/v1/reports/issued/{ids[i]}/withdraw", headers=engineer,
+                      json={"reason": "sent for the wrong line"}).status_code == 200
+    return ids
+
+
 def test_issuing_after_every_revision_was_withdrawn_says_so_and_replaces_none(spc_station):
     st = spc_station(timezone="Europe/Berlin")
     made_month(st)
     engineer = _key(st, "engineer")
     with client(st) as c:
-        ids = []
-        for _ in range(2):
-            r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L1"}, headers=engineer,
-                       json={"note": "sent"})
-            assert r.status_code == 201, r.text
-            ids.append(r.json()["issued"]["id"])
-        for i in ids:
-            assert c.post(f"/api/v1/reports/issued/{i}/withdraw", headers=engineer,
-                          json={"reason": "sent for the wrong line"}).status_code == 200
+        ids = issued_twice(c, engineer, withdrawn=(0, 1))
         r = c.post("/api/v1/reports/period/issue", params={**NOV, "line": "L1"}, headers=engineer,
                    json={"note": "again", "revision": 1})
         assert r.status_code == 409, r.text
