@@ -59,11 +59,8 @@ def test_a_run_of_ng_parts_raises_an_alarm_the_operator_acknowledges(pages, stat
 
 
 def test_a_run_of_dark_photos_says_check_the_camera_and_the_gallery_finds_them(pages, station):
-    from server.conftest import fake_model_bytes
-    with api(station, "engineer") as c:      # a model whose good photos were no darker than 0.1
-        r = c.post("/api/v1/models", files={"file": ("lamp.lgm", fake_model_bytes(photo_floor=0.1))},
-                   data={"product": "lamp", "activate": "true"})
-        assert r.status_code == 201, r.text
+    from .test_review_photo_issues import activate_dim_floor_model
+    activate_dim_floor_model(station, "lamp")
     op = pages(role="operator")
     line = op.open("/app/", "#live.v-ok")
     panel = line.locator("#alarms-panel")

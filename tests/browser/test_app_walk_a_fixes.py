@@ -8,7 +8,7 @@ part has left the page blank; an unknown verdict in the address was passed over.
 from __future__ import annotations
 
 from .conftest import api, expect, png_bytes, post_part, seen
-from server.conftest import fake_model_bytes
+from .test_review_photo_issues import activate_dim_floor_model
 
 TABLET = {"width": 768, "height": 1024}
 PHONE = {"width": 390, "height": 844}
@@ -164,10 +164,7 @@ def test_an_audit_queue_with_no_part_drawn_says_so(pages, station):
 
 
 def test_the_part_page_asks_a_part_sent_to_review_for_its_photo_in_the_queue_s_words(pages, station):
-    with api(station, "engineer") as c:      # a model whose good photos were no darker than 0.1
-        r = c.post("/api/v1/models", files={"file": ("lampa.lgm", fake_model_bytes(photo_floor=0.1))},
-                   data={"product": "lampa", "activate": "true"})
-        assert r.status_code == 201, r.text
+    activate_dim_floor_model(station, "lampa")
     with api(station, "operator") as c:
         dim = post_part(c, png_bytes(8, seed=99601), "lampa-dim", product="lampa", line="LPhA").json()
         bright = post_part(c, png_bytes(220, seed=99602), "lampa-ng", product="lampa", line="LPhA").json()

@@ -7,6 +7,15 @@ from .conftest import api, expect, png_bytes, post_part, seen
 from server.conftest import fake_model_bytes
 
 
+def activate_dim_floor_model(station, product: str) -> None:
+    """An active model of ``product`` whose good photos were no darker than 0.1: a darker
+    photo is REVIEW for the photo itself, whatever its score."""
+    with api(station, "engineer") as c:
+        r = c.post("/api/v1/models", files={"file": (f"{product}.lgm", fake_model_bytes(photo_floor=0.1))},
+                   data={"product": product, "activate": "true"})
+        assert r.status_code == 201, r.text
+
+
 def _on_screen(page, selector: str, width: int, height: int) -> None:
     box = page.locator(selector).bounding_box()
     assert box is not None, f"{selector} is not shown"
@@ -15,10 +24,7 @@ def _on_screen(page, selector: str, width: int, height: int) -> None:
 
 
 def test_a_part_sent_to_review_for_its_photo_says_so_on_the_review_card(pages, station):
-    with api(station, "engineer") as c:      # a model whose good photos were no darker than 0.1
-        r = c.post("/api/v1/models", files={"file": ("lamp.lgm", fake_model_bytes(photo_floor=0.1))},
-                   data={"product": "lamp", "activate": "true"})
-        assert r.status_code == 201, r.text
+    activate_dim_floor_model(station, "lamp")
     with api(station, "operator") as c:
         bright = post_part(c, png_bytes(220, seed=3100), "lamp-ng", product="lamp", line="LPh")
         assert bright.json()["verdict"] == "NG" and not bright.json()["photo_issues"], bright.text
