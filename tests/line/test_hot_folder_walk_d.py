@@ -265,3 +265,31 @@ def test_watch_refused_by_another_watchers_lock_exits_2_with_its_words(tmp_path,
                                   str(tmp_path / "data")])
     assert r.exit_code == 2, r.output
     assert "already watched" in r.output and "pid 4242" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_watcher_released_by_the_collector_during_another_ones_acquire_does_not_hang(tmp_path, monkeypatch):
+    """A dropped watcher's lock is released by its finalizer, which the garbage collector may
+    run inside another watcher's acquire() in the same thread: with a plain lock around the
+    held folders that thread waited on itself for ever."""
+    import threading as th
+
+    from lineguard.line.sources import folder_lock
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    dropped = folder_lock.FolderLock(first)
+    assert dropped.acquire()
+    real_open = folder_lock.os.open
+
+    def open_then_collected(path, *args, **kw):      # the collector runs the dropped one's finalizer here
+        dropped.release()
+        return real_open(path, *args, **kw)
+    monkeypatch.setattr(folder_lock.os, "open", open_then_collected)
+    other = folder_lock.FolderLock(second)
+    done = []
+    t = th.Thread(target=lambda: done.append(other.acquire()), daemon=True)
+    t.start()
+    t.join(10)
+    assert done == [True], "acquire() waited on the lock its own thread held"
+    monkeypatch.undo()
+    other.release()

@@ -41,7 +41,10 @@ LOCK_FILE = ".lineguard-watch.lock"
 
 # the folder (device, inode) -> [descriptor of its lock file, watchers of this process holding it]
 _HELD: dict[tuple[int, int], list[int]] = {}
-_HELD_LOCK = threading.Lock()
+# reentrant: a watcher dropped is released by its weakref finalizer, which the garbage collector
+# may run on any allocation, also one inside acquire() with this held: with a plain Lock that
+# thread waited on itself for ever (a suite's hot-folder tests hung now and then)
+_HELD_LOCK = threading.RLock()
 
 
 class FolderInUse(RuntimeError):
