@@ -180,16 +180,12 @@ class ReferencePhotos:
 
     def training_sizes(self, product: str, line: str = "") -> dict[tuple[int, int], int]:
         """How many of the photos a retrain of ``product`` (``line``) learns (as
-        :meth:`for_training`: every line's, and a line's own; each photo once) are of each
-        (width, height). A line's add compared with that line's own photos only: 5 of a new
-        camera beside 30 of every line's old one said nothing, and the line's retrain learnt both."""
-        lines = [""] + ([line] if line else [])
-        q = (select(ReferencePhoto.image_key, ReferencePhoto.width, ReferencePhoto.height)
-             .where(ReferencePhoto.product == product, ReferencePhoto.line.in_(lines)))
+        :meth:`for_training`) are of each (width, height). A line's add compared with that
+        line's own photos only: 5 of a new camera beside 30 of every line's old one said
+        nothing, and the line's retrain learnt both."""
         out: dict[tuple[int, int], int] = {}
-        with self.db.session() as s:
-            for _key, w, h in {(k, int(w), int(h)) for k, w, h in s.execute(q)}:
-                out[(w, h)] = out.get((w, h), 0) + 1
+        for _pid, w, h in self._learnt(product, line).values():
+            out[(w, h)] = out.get((w, h), 0) + 1
         return out
 
     def ids_of(self, product: str, line: Optional[str] = None,
@@ -208,14 +204,19 @@ class ReferencePhotos:
     def for_training(self, product: str, line: str = "") -> list[tuple[int, str]]:
         """(id, image key) of the photos a retrain of ``product`` (``line``) learns: those of
         every line, and a line's retrain its own too; each photo once."""
+        return [(pid, key) for key, (pid, _w, _h) in self._learnt(product, line).items()]
+
+    def _learnt(self, product: str, line: str) -> dict[str, tuple[int, int, int]]:
+        """image key -> (its first id, width, height) of the photos a retrain of ``product``
+        (``line``) learns, by id."""
         lines = [""] + ([line] if line else [])
-        q = (select(ReferencePhoto.id, ReferencePhoto.image_key)
+        q = (select(ReferencePhoto.id, ReferencePhoto.image_key, ReferencePhoto.width, ReferencePhoto.height)
              .where(ReferencePhoto.product == product, ReferencePhoto.line.in_(lines)).order_by(ReferencePhoto.id))
-        out: dict[str, int] = {}
+        out: dict[str, tuple[int, int, int]] = {}
         with self.db.session() as s:
-            for pid, key in s.execute(q):
-                out.setdefault(key, pid)
-        return [(pid, key) for key, pid in out.items()]
+            for pid, key, w, h in s.execute(q):
+                out.setdefault(key, (pid, int(w), int(h)))
+        return out
 
     def get(self, photo_id: int) -> dict[str, Any]:
         with self.db.session() as s:

@@ -665,7 +665,7 @@ class FolderWatcher:
                 continue
             self._temp_said.add(name)
             self.counts["ignored"] += 1
-            if name.startswith((".", "~")) and not Path(name).suffix.lower() in TEMP_SUFFIXES:
+            if name.startswith((".", "~")) and Path(name).suffix.lower() not in TEMP_SUFFIXES:
                 why = (f"a name beginning with '{name[0]}' is a hidden or temporary file's (a copy tool's, an "
                        "editor's) and is not inspected")
                 fix = (f"if it is a part's photo, rename it without the leading '{name[0]}' to have it inspected; "
@@ -678,13 +678,22 @@ class FolderWatcher:
             log.warning("%s has stayed in %s for %.0f s: %s; %s", shown_name(name), self.folder, now - first, why,
                         fix)
 
+    def _count_waiting(self, names: list[str]) -> list[str]:
+        """Count the files waiting among ``names`` (those ready, and those still being written);
+        the ready ones returned."""
+        ready = self._ready(names)
+        self.writing = sorted(self._unfinished(names))
+        self._counted = set(ready) | set(self.writing)
+        self.waiting = len(self._counted)
+        return ready
+
     def _unfinished(self, names: list[str]) -> set[str]:
         """Of ``names`` (image files present), those waited for as still being written (empty,
         cut short, not decoding yet), and the part photos present under a name being written:
         they wait too (the status said waiting: 0 while two files sat unfinished)."""
         out = {n for n in names if (n in self._writing or n in self._corrupt) and n not in self.not_moved
                and not (n in self._aside and self._aside[n].own)}
-        return out | {n for n in getattr(self, "_temp_present", ()) if _part_photo_name(n)}
+        return out | {n for n in self._temp_present if _part_photo_name(n)}
 
     def _note_not_regular(self, names: set[str]) -> None:
         """Say once per entry that a named pipe, socket or device is left alone: it is no
@@ -861,10 +870,7 @@ class FolderWatcher:
         # counted as waiting and oldest, the watcher said "behind" for as long as it stayed, and
         # /health "the PC does not keep up" with every other part on time. Said apart (set_aside)
         self.set_aside = sorted(n for n, a in self._aside.items() if a.own)
-        ready = self._ready(names)
-        self.writing = sorted(self._unfinished(names))
-        self._counted = set(ready) | set(self.writing)
-        self.waiting = len(self._counted)
+        ready = self._count_waiting(names)
         self.oldest_wait_s = max((now - t for t in map(self._waits_since, ready) if t is not None), default=0.0)
         handled = self.counts["done"] + self.counts["failed"]
         behind = self._faults.get(BEHIND)
@@ -918,10 +924,7 @@ class FolderWatcher:
             names = [p.name for p in self._listing()[0]]
         except OSError:
             return        # the folder gone: the count from the last look, less those taken since
-        ready = self._ready(names)
-        self.writing = sorted(self._unfinished(names))
-        self._counted = set(ready) | set(self.writing)
-        self.waiting = len(self._counted)
+        self._count_waiting(names)
 
     def _waits_since(self, name: str) -> Optional[float]:
         """When the file ``name`` was first seen as it is now (size and time), also when it was
