@@ -308,16 +308,24 @@ class Scope:
                             product=self.product)
 
 
+def _on_plant_clock(t: dt.datetime, zone: Optional[dt.tzinfo]) -> Optional[dt.datetime]:
+    """A naive-UTC instant on the plant's clock; None where no zone is set or at the
+    calendar's very edge (said in UTC then)."""
+    if zone is None:
+        return None
+    try:
+        return t.replace(tzinfo=dt.timezone.utc).astimezone(zone)
+    except (OverflowError, ValueError):
+        return None
+
+
 def _plant_span(t0: dt.datetime, t1: dt.datetime, zone: Optional[dt.tzinfo]) -> str:
     """[t0, t1) on the plant's clocks as a refusal says it: its days, the last one included
     ("2026-08-01 to 2026-08-31"), when both edges fall at the plant's 00:00, else its
     times with the zone. A baseline of August in Berlin was said as "2026-07-31T22:00:00Z
     to 2026-08-31T22:00:00Z", where the other refusals say the days typed."""
-    if zone is None:
-        return f"{_iso(t0)} to {_iso(t1)}"
-    try:
-        a, b = (t.replace(tzinfo=dt.timezone.utc).astimezone(zone) for t in (t0, t1))
-    except (OverflowError, ValueError):     # at the calendar's very edge: UTC then
+    a, b = _on_plant_clock(t0, zone), _on_plant_clock(t1, zone)
+    if a is None or b is None:
         return f"{_iso(t0)} to {_iso(t1)}"
     if a.time() == b.time() == dt.time(0):
         return f"{a.date().isoformat()} to {(b - dt.timedelta(days=1)).date().isoformat()}"
@@ -327,13 +335,8 @@ def _plant_span(t0: dt.datetime, t1: dt.datetime, zone: Optional[dt.tzinfo]) -> 
 def _plant_instant(t: dt.datetime, zone: Optional[dt.tzinfo]) -> str:
     """A naive-UTC instant on the plant's clock, its zone said ("2026-11-23 00:00
     Europe/Berlin"; ISO UTC where no zone is set or at the calendar's edge)."""
-    if zone is None:
-        return _iso(t)
-    try:
-        a = t.replace(tzinfo=dt.timezone.utc).astimezone(zone)
-    except (OverflowError, ValueError):
-        return _iso(t)
-    return f"{a:%Y-%m-%d %H:%M} {getattr(zone, 'key', str(zone))}"
+    a = _on_plant_clock(t, zone)
+    return _iso(t) if a is None else f"{a:%Y-%m-%d %H:%M} {getattr(zone, 'key', str(zone))}"
 
 
 def _baseline_window(station: Station, where: Scope, since: Optional[str], until: Optional[str],
