@@ -219,21 +219,20 @@ def _control(subgroups: list[spc.Subgroup], shift: Shift, since: dt.datetime) ->
     parts, ng = sum(g.n for g in before), sum(g.defects for g in before)
     limits_from = {"shifts": len(before), "parts": parts, "ng": ng, "since": _iso(since),
                    "until": _iso(shift.start_utc)}
+    def no_limits(text: str) -> dict[str, Any]:
+        # shifts_compared: the shifts looked at, as with limits (limits_from says their parts)
+        return {"p": this.defects / this.n, "centre": None, "ucl": None, "lcl": None,
+                "shifts_compared": len(before), "alarms": [], "limits_from": limits_from, "text": text}
     if not before:
-        return {"p": this.defects / this.n, "centre": None, "ucl": None, "lcl": None, "shifts_compared": 0,
-                "alarms": [], "limits_from": limits_from,
-                "text": "no limits: no shift before this one in the week judged a part (a new line or product, "
-                        "or the records start here), so there is nothing to judge this shift against"}
+        return no_limits("no limits: no shift before this one in the week judged a part (a new line or product, "
+                         "or the records start here), so there is nothing to judge this shift against")
     if parts < spc.MIN_REFERENCE_PARTS:
         # as the p-chart's baseline: a centre from a handful of parts is their luck (one OK
         # part set it at 50 %, and a shift at 17 % NG read "below the control limit")
-        # shifts_compared: the shifts looked at, as with limits (limits_from says their parts)
-        return {"p": this.defects / this.n, "centre": None, "ucl": None, "lcl": None,
-                "shifts_compared": len(before), "alarms": [], "limits_from": limits_from,
-                "text": f"no limits: the {len(before)} shift{'' if len(before) == 1 else 's'} before this one in "
-                        f"the week judged {parts} part{'' if parts == 1 else 's'} ({ng} NG), and limits need at "
-                        f"least {spc.MIN_REFERENCE_PARTS}; this shift is judged against them once the week's "
-                        "shifts before it hold that many"}
+        return no_limits(f"no limits: the {len(before)} shift{'' if len(before) == 1 else 's'} before this one in "
+                         f"the week judged {parts} part{'' if parts == 1 else 's'} ({ng} NG), and limits need at "
+                         f"least {spc.MIN_REFERENCE_PARTS}; this shift is judged against them once the week's "
+                         "shifts before it hold that many")
     # Phase II: the centre fixed from the shifts before, this shift charted after them so a
     # run rule (nine above the centre, two of three beyond 2 sigma) sees the shifts leading to it
     chart = spc.p_chart([*before, this], centre=spc.reference_centre(ng, parts))
